@@ -1,0 +1,171 @@
+"""Atomic files and checkpoints: tensors in safetensors, everything else as JSON in its metadata.
+
+Nothing is ever unpickled. A checkpoint is one file, written to a temporary name in the same folder,
+fsynced, renamed, and the folder fsynced: a reader sees a whole checkpoint or none.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import safetensors
+import safetensors.torch
+import torch
+
+CHECKPOINT_NAME = re.compile(r"^step-(\d{9})\.safetensors$")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint or weights file that cannot be used."""
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that a crash leaves either the old file or the whole new one."""
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    fsync_folder(path.parent)
+
+
+def fsync_folder(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict | None = None) -> None:
+    tensors = {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
+    blob = safetensors.torch.save(tensors, metadata={"digitlab": json.dumps(metadata or {})})
+    atomic_write(path, blob)
+
+
+def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """Tensors and JSON metadata of a safetensors file; CheckpointError if it is missing or damaged."""
+    try:
+        with safetensors.safe_open(str(path), framework="pt") as handle:
+            metadata = json.loads((handle.metadata() or {}).get("digitlab", "{}"))
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} does not exist") from None
+    except Exception as error:  # safetensors raises several types for a damaged header or body
+        raise CheckpointError(f"{path} is damaged or not a safetensors file ({error})") from None
+    return tensors, metadata
+
+
+# --- random states -------------------------------------------------------------------------------
+
+def random_states() -> tuple[dict[str, torch.Tensor], dict]:
+    """Python, NumPy, torch (and CUDA) random states as tensors plus JSON."""
+    version, python_state, gauss = random.getstate()
+    numpy_kind, numpy_keys, numpy_pos, numpy_has_gauss, numpy_gauss = np.random.get_state()
+    tensors = {"rng.torch": torch.get_rng_state(),
+               "rng.python": torch.tensor(python_state, dtype=torch.int64),
+               "rng.numpy": torch.from_numpy(numpy_keys.astype(np.int64))}
+    if torch.cuda.is_available():
+        for index, state in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng.cuda.{index}"] = state
+    info = {"python": [version, gauss], "numpy": [numpy_kind, int(numpy_pos), int(numpy_has_gauss),
+                                                  float(numpy_gauss)]}
+    return tensors, info
+
+
+def set_random_states(tensors: dict[str, torch.Tensor], info: dict) -> None:
+    version, gauss = info["python"]
+    random.setstate((version, tuple(int(v) for v in tensors["rng.python"].tolist()), gauss))
+    kind, pos, has_gauss, cached = info["numpy"]
+    np.random.set_state((kind, tensors["rng.numpy"].numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(tensors["rng.torch"])
+    cuda_states = [tensors[f"rng.cuda.{i}"] for i in range(torch.cuda.device_count()) if f"rng.cuda.{i}" in tensors]
+    if cuda_states:
+        torch.cuda.set_rng_state_all(cuda_states)
+
+
+# --- optimizer state -----------------------------------------------------------------------------
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    state = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for param_id, values in state["state"].items():
+        for name, value in values.items():
+            if torch.is_tensor(value):
+                tensors[f"optimizer.{param_id}.{name}"] = value
+            else:
+                scalars[f"{param_id}.{name}"] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], info: dict) -> None:
+    state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith("optimizer."):
+            _, param_id, name = key.split(".", 2)
+            state.setdefault(int(param_id), {})[name] = value
+    for key, value in info["scalars"].items():
+        param_id, name = key.split(".", 1)
+        state.setdefault(int(param_id), {})[name] = value
+    groups = info["param_groups"]
+    for group in groups:  # JSON turned tuples into lists; torch compares some of them as tuples
+        for name, value in group.items():
+            if isinstance(value, list) and name != "params":
+                group[name] = tuple(value)
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+# --- checkpoints ---------------------------------------------------------------------------------
+
+def save_checkpoint(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, progress: dict,
+                    keep: int, extra: dict | None = None) -> Path:
+    """Write checkpoints/step-<global step>.safetensors atomically, then prune to the newest `keep`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {f"model.{name}": value for name, value in model.state_dict().items()}
+    optimizer_part, optimizer_info = optimizer_tensors(optimizer)
+    random_part, random_info = random_states()
+    tensors.update(optimizer_part)
+    tensors.update(random_part)
+    metadata = {"progress": progress, "optimizer": optimizer_info, "random": random_info, "extra": extra or {}}
+    path = folder / f"step-{progress['global_step']:09d}.safetensors"
+    save_tensors(path, tensors, metadata)
+    for old in list_checkpoints(folder)[:-keep]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def list_checkpoints(folder: Path) -> list[Path]:
+    """Whole checkpoint files, oldest first; temporary leftovers of an interrupted write never match."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if CHECKPOINT_NAME.match(p.name))
+
+
+def load_latest(folder: Path, log=print) -> tuple[dict[str, torch.Tensor], dict] | None:
+    """The newest checkpoint that loads, skipping (and reporting) damaged ones; None when there is none."""
+    for path in reversed(list_checkpoints(folder)):
+        try:
+            return load_tensors(path)
+        except CheckpointError as error:
+            log(f"warning: skipping unreadable checkpoint: {error}")
+    return None
+
+
+def restore(model: torch.nn.Module, optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
+            metadata: dict) -> dict:
+    """Load model, optimizer and random states from a checkpoint; return its progress record."""
+    model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+    restore_optimizer(optimizer, tensors, metadata["optimizer"])
+    set_random_states(tensors, metadata["random"])
+    return metadata["progress"]

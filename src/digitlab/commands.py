@@ -1,0 +1,78 @@
+"""One function per CLI subcommand: the work behind `digitlab data|models|train|evaluate|predict`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from digitlab import data as datasets
+from digitlab import report, runs
+from digitlab.config import RESUMABLE_CHANGES, ConfigError, TrainConfig
+from digitlab.models import MODELS, build, count_parameters
+from digitlab.predict import load_model, probabilities
+from digitlab.train import evaluate as evaluate_model
+from digitlab.train import fit
+
+
+def train(given: dict, resume: str | None = None) -> Path:
+    """Train with the flags given; with `resume`, continue that run with its saved config."""
+    if resume is None:
+        return fit(TrainConfig(**given))
+    config = runs.load_config(Path(resume))
+    changed = {name for name, value in given.items() if getattr(config, name) != value} - {"run_dir"}
+    if changed - RESUMABLE_CHANGES:
+        raise ConfigError(f"--resume keeps the run's own settings; drop {', '.join(sorted(changed - RESUMABLE_CHANGES))} "
+                          f"(only {', '.join(sorted(RESUMABLE_CHANGES - {'run_dir'}))} may change)")
+    return fit(config.replace(**given, run_dir=resume), resume=True)
+
+
+def data(data_dir: str | None) -> None:
+    dataset = datasets.load(data_dir)
+    print(f"source: {dataset.source}")
+    print(f"verified: {'yes, the published MNIST sha256 sums match' if dataset.verified else 'no (not MNIST)'}")
+    for name, digest in dataset.checksums.items():
+        print(f"  sha256 {digest}  {name}")
+    print(f"image size: {dataset.image_shape[0]}x{dataset.image_shape[1]}, classes: {dataset.num_classes}")
+    for split, images, labels in (("train", dataset.train_images, dataset.train_labels),
+                                  ("test", dataset.test_images, dataset.test_labels)):
+        counts = torch.bincount(labels, minlength=dataset.num_classes).tolist()
+        pixels = images.double() / 255
+        print(f"{split}: {len(labels)} examples; pixel mean {pixels.mean():.4f}, std {pixels.std():.4f}")
+        print("  per class: " + " ".join(f"{c}:{n}" for c, n in enumerate(counts)))
+
+
+def models() -> None:
+    rows = [(name, (cls.__doc__ or "").strip().splitlines()[0], count_parameters(build(name, (28, 28), 10)))
+            for name, cls in MODELS.items()]
+    print("for 28x28 images and 10 classes, default sizes:")
+    print(report.format_models(rows))
+
+
+def evaluate(run_dir: str, data_dir: str | None) -> None:
+    model, info = load_model(Path(run_dir))
+    dataset = _matching_data(data_dir, info)
+    result = evaluate_model(model, datasets.normalize(dataset.test_images), dataset.test_labels, 2000)
+    print(report.format_evaluation(result, dataset.test_labels, info["num_classes"]))
+
+
+def predict(run_dir: str, samples: int, data_dir: str | None) -> None:
+    if samples <= 0:
+        raise ConfigError(f"--test-samples must be positive, got {samples}")
+    model, info = load_model(Path(run_dir))
+    dataset = _matching_data(data_dir, info)
+    samples = min(samples, len(dataset.test_labels))
+    chosen = torch.randperm(len(dataset.test_labels), generator=torch.Generator().manual_seed(0))[:samples]
+    probs = probabilities(model, dataset.test_images[chosen])
+    for index, p in zip(chosen.tolist(), probs):
+        label, guess = int(dataset.test_labels[index]), int(p.argmax())
+        print(f"test image {index}: predicted {guess} ({p[guess]:.1%}), true {label}"
+              f"{'' if guess == label else '  <- wrong'}")
+        print("\n".join("    " + line for line in report.ascii_digit(dataset.test_images[index])))
+
+
+def _matching_data(data_dir: str | None, info: dict) -> datasets.Dataset:
+    dataset = datasets.load(data_dir)
+    if list(dataset.image_shape) != list(info["image_shape"]):
+        raise ConfigError(f"the model was trained on {info['image_shape']} images but this data has "
+                          f"{list(dataset.image_shape)}; pass the run's own --data-dir")
+    return dataset

@@ -1,0 +1,138 @@
+"""MODELS: small, self-contained classifiers. Each takes (B, H, W) normalised images, returns (B, classes) logits.
+
+Sequence models read an image as H time steps of W pixels (28 rows of 28 pixels for MNIST), as Su (2018).
+"""
+from __future__ import annotations
+
+import inspect
+
+import torch
+from torch import nn
+
+
+class LSTMClassifier(nn.Module):
+    """The paper's LSTM: stacked LSTM over the rows, class from the last step's output."""
+
+    default_hidden_size, default_num_layers = 128, 2
+
+    def __init__(self, image_height: int, image_width: int, num_classes: int, hidden_size: int = 128,
+                 num_layers: int = 2, dropout: float = 0.0):
+        super().__init__()
+        self.lstm = nn.LSTM(image_width, hidden_size, num_layers, batch_first=True, dropout=dropout)
+        self.fc = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        out, _ = self.lstm(images)  # (B, H, hidden)
+        return self.fc(out[:, -1, :])  # (B, classes)
+
+
+class BiLSTMClassifier(nn.Module):
+    """The paper's BLSTM. head="paper" classifies from out[:, -1, :] as Su (2018) did, where the reverse
+    direction has read only the last row; head="final" uses both directions' final states instead."""
+
+    default_hidden_size, default_num_layers = 128, 2
+
+    def __init__(self, image_height: int, image_width: int, num_classes: int, hidden_size: int = 128,
+                 num_layers: int = 2, dropout: float = 0.0, head: str = "paper"):
+        super().__init__()
+        if head not in ("paper", "final"):
+            raise ValueError(f"unknown BLSTM head {head!r}")
+        self.head = head
+        self.lstm = nn.LSTM(image_width, hidden_size, num_layers, batch_first=True, dropout=dropout,
+                            bidirectional=True)
+        self.fc = nn.Linear(2 * hidden_size, num_classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        out, (h_n, _) = self.lstm(images)  # out: (B, H, 2*hidden); h_n: (layers*2, B, hidden)
+        if self.head == "paper":
+            features = out[:, -1, :]  # forward state after all rows, reverse state after the last row only
+        else:
+            features = torch.cat([h_n[-2], h_n[-1]], dim=1)  # (B, 2*hidden): each direction after all rows
+        return self.fc(features)
+
+
+class GRUClassifier(nn.Module):
+    """A stacked GRU over the rows, class from the last step's output."""
+
+    default_hidden_size, default_num_layers = 128, 2
+
+    def __init__(self, image_height: int, image_width: int, num_classes: int, hidden_size: int = 128,
+                 num_layers: int = 2, dropout: float = 0.0):
+        super().__init__()
+        self.gru = nn.GRU(image_width, hidden_size, num_layers, batch_first=True, dropout=dropout)
+        self.fc = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        out, _ = self.gru(images)  # (B, H, hidden)
+        return self.fc(out[:, -1, :])
+
+
+class ConvNet(nn.Module):
+    """The classic MNIST CNN: two 5x5 convolutions (32, 64 channels), each with ReLU and 2x2 max-pooling,
+    then two fully connected layers. num_layers is fixed by the architecture and must be 2."""
+
+    default_hidden_size, default_num_layers = 1024, 2
+
+    def __init__(self, image_height: int, image_width: int, num_classes: int, hidden_size: int = 1024,
+                 num_layers: int = 2, dropout: float = 0.0):
+        super().__init__()
+        if num_layers != 2:
+            raise ValueError("the cnn has exactly 2 fully connected layers; drop --num-layers")
+        self.conv1 = nn.Conv2d(1, 32, kernel_size=5, padding=2)
+        self.conv2 = nn.Conv2d(32, 64, kernel_size=5, padding=2)
+        self.pool = nn.MaxPool2d(2)
+        self.dropout = nn.Dropout(dropout)
+        self.fc1 = nn.Linear(64 * (image_height // 4) * (image_width // 4), hidden_size)
+        self.fc2 = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.unsqueeze(1)  # (B, 1, H, W)
+        x = self.pool(torch.relu(self.conv1(x)))  # (B, 32, H/2, W/2)
+        x = self.pool(torch.relu(self.conv2(x)))  # (B, 64, H/4, W/4)
+        x = x.flatten(1)  # (B, 64 * H/4 * W/4)
+        x = self.dropout(torch.relu(self.fc1(x)))  # (B, hidden)
+        return self.fc2(x)
+
+
+class MLP(nn.Module):
+    """A multilayer perceptron on the flattened image: num_layers hidden ReLU layers."""
+
+    default_hidden_size, default_num_layers = 256, 2
+
+    def __init__(self, image_height: int, image_width: int, num_classes: int, hidden_size: int = 256,
+                 num_layers: int = 2, dropout: float = 0.0):
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = image_height * image_width
+        for _ in range(num_layers):
+            layers += [nn.Linear(width, hidden_size), nn.ReLU(), nn.Dropout(dropout)]
+            width = hidden_size
+        self.body = nn.Sequential(*layers)
+        self.fc = nn.Linear(width, num_classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.body(images.flatten(1)))  # (B, H*W) -> (B, classes)
+
+
+MODELS = {"lstm": LSTMClassifier, "blstm": BiLSTMClassifier, "gru": GRUClassifier, "cnn": ConvNet, "mlp": MLP}
+
+
+def build(name: str, image_shape: tuple[int, int], num_classes: int, hidden_size: int | None = None,
+          num_layers: int | None = None, dropout: float = 0.0, head: str = "paper") -> nn.Module:
+    """Instantiate MODELS[name]; None sizes take the model's own defaults."""
+    cls = MODELS[name]
+    kwargs = dict(image_height=image_shape[0], image_width=image_shape[1], num_classes=num_classes,
+                  hidden_size=hidden_size or cls.default_hidden_size,
+                  num_layers=num_layers or cls.default_num_layers, dropout=dropout)
+    if "head" in inspect.signature(cls).parameters:
+        kwargs["head"] = head
+    return cls(**kwargs)
+
+
+def build_from_config(config, image_shape: tuple[int, int], num_classes: int) -> nn.Module:
+    return build(config.model, image_shape, num_classes, config.hidden_size, config.num_layers, config.dropout,
+                 config.blstm_head)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

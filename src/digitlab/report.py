@@ -1,0 +1,92 @@
+"""What people read: the per-epoch table, progress bars, evaluation summaries."""
+from __future__ import annotations
+
+import contextlib
+import resource
+import sys
+
+import torch
+
+COLUMNS = [  # (metric, heading, format)
+    ("epoch", "epoch", "{:>5d}"),
+    ("train/loss", "train loss", "{:>10.4f}"),
+    ("train/seconds", "train s", "{:>8.2f}"),
+    ("eval/seconds", "eval s", "{:>7.2f}"),
+    ("val/acc", "val acc %", "{:>9.2%}"),
+    ("test/loss", "test loss", "{:>9.4f}"),
+    ("test/acc", "test acc %", "{:>10.2%}"),
+]
+
+
+class EpochTable:
+    """An aligned table printed one row per epoch, as training goes."""
+
+    def __init__(self, has_val: bool, print_line=print):
+        self.columns = [c for c in COLUMNS if has_val or not c[0].startswith("val/")]
+        self.print_line = print_line
+
+    def header(self) -> None:
+        widths = [len(fmt.format(0 if key == "epoch" else 0.0)) for key, _, fmt in self.columns]
+        self.print_line("  ".join(heading.rjust(width) for (_, heading, _), width in zip(self.columns, widths)))
+
+    def row(self, values: dict) -> None:
+        cells = []
+        for key, heading, fmt in self.columns:
+            cell = fmt.format(values[key])
+            if fmt.endswith("%}"):  # '97.12%' reads better as '97.12' under a heading that says %
+                cell = cell.replace("%", "").rjust(len(cell))
+            cells.append(cell)
+        self.print_line("  ".join(cells))
+
+
+@contextlib.contextmanager
+def progress_bar(total: int, done: int, description: str, mode: str = "auto"):
+    """A tqdm bar on a terminal; nothing otherwise (the epoch table's lines are the progress)."""
+    if mode == "auto":
+        mode = "bar" if sys.stderr.isatty() else "none"
+    if mode != "bar":
+        yield None
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, initial=done, desc=description, unit="step", leave=False, dynamic_ncols=True)
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB (Linux reports kilobytes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def confusion_matrix(labels: torch.Tensor, predictions: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(true, predicted) counts."""
+    return torch.bincount(labels * num_classes + predictions, minlength=num_classes ** 2).reshape(num_classes,
+                                                                                                    num_classes)
+
+
+def format_evaluation(result: dict, labels: torch.Tensor, num_classes: int) -> str:
+    matrix = confusion_matrix(labels, result["predictions"], num_classes)
+    per_class = matrix.diag().float() / matrix.sum(dim=1).clamp(min=1).float()
+    width = max(5, len(str(int(matrix.max()))) + 1)
+    lines = [f"test accuracy {result['accuracy']:.2%}  test loss {result['loss']:.4f}  ({len(labels)} images)", "",
+             "per-class accuracy:",
+             "  " + "  ".join(f"{c}: {a:.2%}" for c, a in enumerate(per_class.tolist())), "",
+             "confusion matrix (rows: true class, columns: predicted):",
+             " " * 6 + "".join(f"{c:>{width}d}" for c in range(num_classes))]
+    for true_class in range(num_classes):
+        lines.append(f"{true_class:>5d} " + "".join(f"{int(v):>{width}d}" for v in matrix[true_class]))
+    return "\n".join(lines)
+
+
+def format_models(rows: list[tuple[str, str, int]]) -> str:
+    width = max(len(name) for name, _, _ in rows)
+    return "\n".join(f"{name:<{width}}  {count:>10,d} parameters  {summary}" for name, summary, count in rows)
+
+
+def ascii_digit(image: torch.Tensor) -> list[str]:
+    """A uint8 (H, W) image as text, one character per pixel, darker characters for brighter ink."""
+    shades = " .:-=+*#%@"
+    return ["".join(shades[min(int(v) * len(shades) // 256, len(shades) - 1)] for v in row) for row in image]
