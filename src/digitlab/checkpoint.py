@@ -5,6 +5,7 @@ fsynced, renamed, and the folder fsynced: a reader sees a whole checkpoint or no
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -65,6 +66,19 @@ def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     except Exception as error:  # safetensors raises several types for a damaged header or body
         raise CheckpointError(f"{path} is damaged or not a safetensors file ({error})") from None
     return tensors, metadata
+
+
+def tensor_sha256(tensor: torch.Tensor) -> str:
+    return hashlib.sha256(tensor.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+
+
+def state_sha256(model: torch.nn.Module) -> str:
+    """One hash over a model's parameter names and values: equal hashes mean identical weights."""
+    digest = hashlib.sha256()
+    for name, value in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 # --- random states -------------------------------------------------------------------------------

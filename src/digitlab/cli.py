@@ -81,6 +81,22 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("run_dir", help="a finished run directory")
     predict.add_argument("--test-samples", type=int, default=5, help="how many test digits to classify (default 5)")
     predict.add_argument("--data-dir", help="folder with the four IDX files (default: fetch MNIST)")
+    reproduce = commands.add_parser("reproduce", help="reproduce the paper's Tables 2-4 and Figure 3 and write a report")
+    reproduce.add_argument("experiments", nargs="+", metavar="EXPERIMENT",
+                           help="table2, table3, table4, figure3 or all")
+    reproduce.add_argument("--seeds", default="1", help="a count (3 = seeds 0,1,2) or a list (0,1,2) (default 1)")
+    reproduce.add_argument("--out", default="reproduction", help="folder for the cells and the report "
+                           "(default: reproduction)")
+    reproduce.add_argument("--data-dir", help="folder with the four IDX files (default: fetch MNIST)")
+    reproduce.add_argument("--precision", default="fp32", help="fp32 (default, as the paper), bf16 or fp16")
+    reproduce.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    reproduce.add_argument("--threads", type=int, default=0, help="CPU threads (0 = physical cores)")
+    reproduce.add_argument("--quick", action="store_true", help="a small slice of the data and one seed: a smoke "
+                           "test whose numbers are not comparable to the paper")
+    reproduce.add_argument("--dry-run", action="store_true", help="list the cells and an estimate of their time")
+
+    report = commands.add_parser("report", help="rebuild a reproduction's report from its run directories")
+    report.add_argument("out", help="a folder written by 'digitlab reproduce'")
     return parser
 
 
@@ -101,6 +117,11 @@ def main(argv: list[str] | None = None) -> int:
             commands.evaluate(args.run_dir, args.data_dir)
         elif args.command == "predict":
             commands.predict(args.run_dir, args.test_samples, args.data_dir)
+        elif args.command == "reproduce":
+            commands.reproduce(args.experiments, args.out, args.seeds, args.data_dir, args.precision, args.device,
+                               args.threads, args.quick, args.dry_run, " ".join(["digitlab"] + (argv or sys.argv[1:])))
+        elif args.command == "report":
+            commands.report(args.out)
     except USER_ERRORS as error:
         print(f"digitlab: error: {error}", file=sys.stderr)
         return exit_code(error)

@@ -6,7 +6,8 @@ from pathlib import Path
 import torch
 
 from digitlab import data as datasets
-from digitlab import report, runs
+from digitlab import report as reporting  # as: the `report` command below would shadow the module
+from digitlab import runs
 from digitlab.config import RESUMABLE_CHANGES, ConfigError, TrainConfig
 from digitlab.models import MODELS, build, count_parameters
 from digitlab.predict import load_model, probabilities
@@ -45,14 +46,14 @@ def models() -> None:
     rows = [(name, (cls.__doc__ or "").strip().splitlines()[0], count_parameters(build(name, (28, 28), 10)))
             for name, cls in MODELS.items()]
     print("for 28x28 images and 10 classes, default sizes:")
-    print(report.format_models(rows))
+    print(reporting.format_models(rows))
 
 
 def evaluate(run_dir: str, data_dir: str | None) -> None:
     model, info = load_model(Path(run_dir))
     dataset = _matching_data(data_dir, info)
     result = evaluate_model(model, datasets.normalize(dataset.test_images), dataset.test_labels, 2000)
-    print(report.format_evaluation(result, dataset.test_labels, info["num_classes"]))
+    print(reporting.format_evaluation(result, dataset.test_labels, info["num_classes"]))
 
 
 def predict(run_dir: str, samples: int, data_dir: str | None) -> None:
@@ -67,7 +68,7 @@ def predict(run_dir: str, samples: int, data_dir: str | None) -> None:
         label, guess = int(dataset.test_labels[index]), int(p.argmax())
         print(f"test image {index}: predicted {guess} ({p[guess]:.1%}), true {label}"
               f"{'' if guess == label else '  <- wrong'}")
-        print("\n".join("    " + line for line in report.ascii_digit(dataset.test_images[index])))
+        print("\n".join("    " + line for line in reporting.ascii_digit(dataset.test_images[index])))
 
 
 def _matching_data(data_dir: str | None, info: dict) -> datasets.Dataset:
@@ -75,4 +76,25 @@ def _matching_data(data_dir: str | None, info: dict) -> datasets.Dataset:
     if list(dataset.image_shape) != list(info["image_shape"]):
         raise ConfigError(f"the model was trained on {info['image_shape']} images but this data has "
                           f"{list(dataset.image_shape)}; pass the run's own --data-dir")
+    if dataset.num_classes > info["num_classes"]:
+        raise ConfigError(f"the model was trained on {info['num_classes']} classes but this data has labels up to "
+                          f"{dataset.num_classes - 1}; pass the run's own --data-dir")
     return dataset
+
+
+def reproduce(names: list[str], out: str, seeds: str, data_dir: str | None, precision: str, device: str,
+              threads: int, quick: bool, dry_run: bool, command: str) -> None:
+    from digitlab import experiments, paper_report
+
+    base = TrainConfig(data_dir=data_dir, precision=precision, device=device, threads=threads).validate()
+    cells = experiments.reproduce(names, Path(out), experiments.parse_seeds(seeds), base, quick, dry_run, command)
+    if dry_run:
+        print(experiments.describe(cells, Path(out), examples=60_000))
+        return
+    print(f"report: {paper_report.build(Path(out))}")
+
+
+def report(out: str) -> None:
+    from digitlab import paper_report
+
+    print(f"report: {paper_report.build(Path(out))}")

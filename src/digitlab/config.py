@@ -82,6 +82,18 @@ class TrainConfig:
             raise ConfigError(f"unknown BLSTM head {self.blstm_head!r}; choose one of: {', '.join(BLSTM_HEADS)}")
         if self.progress not in ("auto", "bar", "lines", "none"):
             raise ConfigError(f"unknown progress mode {self.progress!r}; choose auto, bar, lines or none")
+        if self.model == "cnn" and self.num_layers not in (None, 2):
+            raise ConfigError(f"the cnn has exactly 2 fully connected layers, got --num-layers {self.num_layers}; "
+                              f"drop --num-layers")
+        if self.device != "auto":
+            import torch
+
+            try:
+                device_type = torch.device(self.device).type
+            except (RuntimeError, ValueError):
+                device_type = None
+            if device_type not in ("cpu", "cuda"):
+                raise ConfigError(f"unsupported device {self.device!r}; use auto, cpu or cuda[:N]")
         return self
 
     def to_dict(self) -> dict:

@@ -38,17 +38,47 @@ class BiLSTMClassifier(nn.Module):
         if head not in ("paper", "final"):
             raise ValueError(f"unknown BLSTM head {head!r}")
         self.head = head
+        self.skip_unused_steps = True  # paper head: compute only what out[:, -1, :] depends on (same result)
         self.lstm = nn.LSTM(image_width, hidden_size, num_layers, batch_first=True, dropout=dropout,
                             bidirectional=True)
         self.fc = nn.Linear(2 * hidden_size, num_classes)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.head == "paper" and self.skip_unused_steps:
+            return self.fc(self.paper_features(images))
         out, (h_n, _) = self.lstm(images)  # out: (B, H, 2*hidden); h_n: (layers*2, B, hidden)
         if self.head == "paper":
             features = out[:, -1, :]  # forward state after all rows, reverse state after the last row only
         else:
             features = torch.cat([h_n[-2], h_n[-1]], dim=1)  # (B, 2*hidden): each direction after all rows
         return self.fc(features)
+
+    def paper_features(self, images: torch.Tensor) -> torch.Tensor:
+        """out[:, -1, :] of self.lstm, without the top layer's 27 reverse steps that it never reads.
+
+        The top layer's reverse direction, read at the last row, has taken one step from a zero state:
+        that one step is computed by hand; everything below runs on the usual fused kernels.
+        """
+        lstm, batch = self.lstm, images.shape[0]
+        layers, hidden = lstm.num_layers, lstm.hidden_size
+        weights = [getattr(lstm, f"{kind}_l{layer}{direction}") for layer in range(layers)
+                   for direction in ("", "_reverse") for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        x = images
+        if layers > 1:
+            zeros = images.new_zeros(2 * (layers - 1), batch, hidden)
+            x, _, _ = torch.lstm(x, (zeros, zeros), weights[:8 * (layers - 1)], True, layers - 1, lstm.dropout,
+                                 self.training, True, True)  # (B, H, 2*hidden)
+            x = nn.functional.dropout(x, lstm.dropout, self.training)  # nn.LSTM drops out between layers
+        top = weights[8 * (layers - 1):]
+        zeros = images.new_zeros(1, batch, hidden)
+        forward_out, _, _ = torch.lstm(x, (zeros, zeros), top[:4], True, 1, 0.0, self.training, False, True)
+        w_ih, w_hh, b_ih, b_hh = top[4:]
+        h0 = images.new_zeros(batch, hidden)
+        gates = x[:, -1, :] @ w_ih.t() + b_ih + h0 @ w_hh.t() + b_hh  # (B, 4*hidden); h0 keeps w_hh in the graph
+        in_gate, forget_gate, cell_gate, out_gate = gates.chunk(4, dim=1)  # each (B, hidden)
+        cell = torch.sigmoid(in_gate) * torch.tanh(cell_gate)  # + sigmoid(forget_gate) * c0, and c0 = 0
+        reverse_last = torch.sigmoid(out_gate) * torch.tanh(cell)  # (B, hidden)
+        return torch.cat([forward_out[:, -1, :], reverse_last], dim=1)  # (B, 2*hidden)
 
 
 class GRUClassifier(nn.Module):

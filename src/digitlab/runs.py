@@ -159,6 +159,14 @@ def cpu_pressure() -> str | None:
         return None
 
 
+def cpu_pressure_avg10() -> float | None:
+    """The share of the last 10 s (percent) in which some runnable task waited for a CPU."""
+    line = cpu_pressure()
+    if not line or "avg10=" not in line:
+        return None
+    return float(line.split("avg10=")[1].split()[0])
+
+
 def environment(device: torch.device) -> dict:
     info = {"python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),
             "cpu": cpu_model(), "cpu_count": os.cpu_count(), "physical_cores": physical_cores(),

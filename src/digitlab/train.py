@@ -250,6 +250,7 @@ def _fit(config, dataset, resume, log, context, device) -> Path:
     model = build_from_config(config, data.image_shape, data.num_classes).to(device)
     optimizer = OPTIMIZERS[config.optimizer](model.parameters(), config.lr)
     scaler = torch.amp.GradScaler(device.type) if config.precision == "fp16" else None
+    initial_weights = checkpoint.state_sha256(model)  # before any restore: the seed alone decides it
     session = Session(config, model, distributed.wrap(model, context, device), optimizer, scaler, device,
                       context, run_dir)
     progress = Progress()
@@ -281,7 +282,10 @@ def _fit(config, dataset, resume, log, context, device) -> Path:
             row = {"epoch": progress.epoch + 1, "global_step": progress.global_step,
                    "train/loss": progress.epoch_loss_sum / steps, "train/seconds": progress.epoch_seconds,
                    "eval/seconds": time.perf_counter() - eval_started,
-                   "test/loss": test["loss"], "test/acc": test["accuracy"]}
+                   "cpu_pressure_avg10": runs.cpu_pressure_avg10(),  # a busy neighbour inflates the seconds
+                   "test/loss": test["loss"], "test/acc": test["accuracy"],
+                   "batch_order_sha256": checkpoint.tensor_sha256(
+                       epoch_order(len(train_images), config.seed, progress.epoch))}
             if val_result:
                 row |= {"val/loss": val_result["loss"], "val/acc": val_result["accuracy"]}
             if context.is_main:
@@ -302,6 +306,7 @@ def _fit(config, dataset, resume, log, context, device) -> Path:
             "final": rows[-1], "epochs": len(rows),
             "train_seconds_total": sum(r["train/seconds"] for r in rows),
             "peak_rss_mb": report.peak_rss_mb(), "deterministic": config.deterministic,
+            "initial_weights_sha256": initial_weights,
             "bit_reproducible": device.type == "cpu" or config.deterministic})
     log(f"run directory: {run_dir}")
     return run_dir

@@ -1,0 +1,227 @@
+"""Named experiments as plain grids of TrainConfigs, run cell by cell into ordinary run directories.
+
+Every cell is one run directory under OUT/cells/, so it can be inspected, evaluated or rerun alone.
+Started again, `reproduce` skips finished cells and resumes a half-done one from its last checkpoint.
+"""
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from digitlab import runs
+from digitlab.checkpoint import list_checkpoints
+from digitlab.config import RESUMABLE_CHANGES, ConfigError, TrainConfig
+from digitlab.data import Dataset, load
+from digitlab.train import TrainingError, fit
+
+PAPER_TABLES = {"table2": (1000, 4), "table3": (640, 8), "table4": (500, 12)}  # batch size, epochs
+TABLE_ROWS = (("lstm", "paper"), ("blstm", "paper"), ("blstm", "final"))  # (model, BLSTM head)
+FIGURE3_OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
+FIGURE3_BATCH, FIGURE3_EPOCHS = 1000, 3  # the paper gives no batch size for Figure 3; Table 2's is used
+LR_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)  # the tuned panel's search, on a validation split
+VAL_SIZE = 10_000
+QUICK = {"train_limit": 2000, "test_limit": 500}  # --quick: a slice of the data, for smoke tests and CI
+MANIFEST = "reproduce.json"
+FAILED = "failed.json"  # a cell whose training diverged: kept as a result, not retried
+
+
+@dataclass(frozen=True)
+class Cell:
+    name: str  # folder name under OUT/cells/
+    experiment: str  # table2, table3, table4 or figure3
+    role: str  # "table", "fixed" (Figure 3 at lr 0.001), "select" (lr search), "tuned" (best lr)
+    config: TrainConfig
+
+
+def cell_name(config: TrainConfig, role: str) -> str:
+    head = f"-{config.blstm_head}" if config.model == "blstm" else ""
+    val = f"-val{config.val_size}" if config.val_size else ""
+    return (f"{role}-{config.model}{head}-{config.optimizer}-lr{config.lr:g}-b{config.batch_size}"
+            f"-e{config.epochs}{val}-s{config.seed}")
+
+
+def _cell(experiment: str, role: str, base: TrainConfig, **settings) -> Cell:
+    config = base.replace(**settings)
+    return Cell(cell_name(config, role), experiment, role, config)
+
+
+def table_cells(name: str, base: TrainConfig, seeds: list[int]) -> list[Cell]:
+    batch_size, epochs = PAPER_TABLES[name]
+    return [_cell(name, "table", base, model=model, blstm_head=head, optimizer="adam", lr=0.001,
+                  batch_size=batch_size, epochs=epochs, seed=seed)
+            for seed in seeds for model, head in TABLE_ROWS]
+
+
+def figure3_cells(base: TrainConfig, seeds: list[int], best_lr: dict[str, float] | None) -> list[Cell]:
+    """Fixed-lr and lr-search cells; the tuned cells once `best_lr` (from the search) is known."""
+    common = dict(model="lstm", batch_size=FIGURE3_BATCH, epochs=FIGURE3_EPOCHS)
+    cells = [_cell("figure3", "fixed", base, optimizer=name, lr=0.001, seed=seed, **common)
+             for seed in seeds for name in FIGURE3_OPTIMIZERS]
+    # The search uses the first seed only and a validation split: the test set never picks a setting.
+    val_size = VAL_SIZE if not base.train_limit else base.train_limit // 5  # quick runs hold out a fifth
+    cells += [_cell("figure3", "select", base, optimizer=name, lr=lr, seed=seeds[0], val_size=val_size, **common)
+              for name in FIGURE3_OPTIMIZERS for lr in LR_GRID]
+    if best_lr is not None:
+        cells += [_cell("figure3", "tuned", base, optimizer=name, lr=best_lr[name], seed=seed, **common)
+                  for seed in seeds for name in FIGURE3_OPTIMIZERS]
+    return cells
+
+
+EXPERIMENTS = ("table2", "table3", "table4", "figure3")
+
+
+def expand(names: list[str]) -> list[str]:
+    chosen = []
+    for name in names:
+        if name == "all":
+            chosen += list(EXPERIMENTS)
+        elif name in EXPERIMENTS:
+            chosen.append(name)
+        else:
+            raise ConfigError(f"unknown experiment {name!r}; choose from {', '.join(EXPERIMENTS)} or all")
+    return list(dict.fromkeys(chosen))
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0,1,2' -> [0, 1, 2]; '5' -> [0, 1, 2, 3, 4] (five seeds)."""
+    try:
+        if "," in text:
+            seeds = [int(part) for part in text.split(",") if part.strip()]
+        else:
+            seeds = list(range(int(text)))
+    except ValueError:
+        raise ConfigError(f"--seeds {text!r} does not parse; give a count (3) or a list (0,1,2)") from None
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds {text!r} must name at least one seed, none negative, none twice")
+    return seeds
+
+
+def plan(names: list[str], base: TrainConfig, seeds: list[int], out: Path) -> list[Cell]:
+    cells = []
+    for name in names:
+        if name == "figure3":
+            cells += figure3_cells(base, seeds, best_learning_rates(out, base, seeds))
+        else:
+            cells += table_cells(name, base, seeds)
+    return cells
+
+
+def best_learning_rates(out: Path, base: TrainConfig, seeds: list[int]) -> dict[str, float] | None:
+    """Per optimizer, the lr with the best final validation accuracy; None until every search cell is done."""
+    search = [c for c in figure3_cells(base, seeds, None) if c.role == "select"]
+    scores: dict[str, list[tuple[float, float, float]]] = {}
+    for cell in search:
+        folder = out / "cells" / cell.name
+        if (folder / FAILED).exists():
+            score = (-1.0, float("-inf"))  # diverged: ranks below every finished setting
+        elif runs.is_finished(folder):
+            final = runs.read_json(folder / runs.RESULT)["final"]
+            score = (final["val/acc"], -final["val/loss"])
+        else:
+            return None
+        scores.setdefault(cell.config.optimizer, []).append((*score, cell.config.lr))
+    return {name: max(entries)[2] for name, entries in scores.items()}
+
+
+def check_manifest(out: Path, manifest: dict) -> None:
+    """Refuse an output folder made for other experiments or settings; never overwrite its cells."""
+    path = out / MANIFEST
+    if not path.exists():
+        return
+    previous = runs.read_json(path)
+    for key in ("quick", "precision"):
+        if previous.get(key) != manifest[key]:
+            raise ConfigError(f"{out} holds a reproduction with {key}={previous.get(key)!r}, not {manifest[key]!r}; "
+                              f"choose another --out")
+
+
+def check_cell(folder: Path, cell: Cell) -> None:
+    """A cell folder must hold the run this cell describes, or nothing yet."""
+    if not (folder / runs.CONFIG).exists():
+        return
+    saved = runs.load_config(folder)
+    free = RESUMABLE_CHANGES | {"threads"}  # thread count changes speed, not the experiment
+    differs = sorted(name for name, value in cell.config.to_dict().items()
+                     if name not in free and getattr(saved, name) != value)
+    if differs:
+        raise ConfigError(f"{folder} holds a run whose config no longer matches its cell ({', '.join(differs)} "
+                          f"differ); move it away or choose another --out")
+
+
+def status(folder: Path) -> str:
+    if (folder / FAILED).exists():
+        return "diverged"
+    if runs.is_finished(folder):
+        return "done"
+    return "partial" if (folder / runs.CONFIG).exists() else "todo"
+
+
+def estimate_seconds(cell: Cell, examples: int) -> float:
+    """A rough time for a cell from measured per-example costs on a 2-core CPU (fp32, batch 500)."""
+    per_example = {"lstm": 1.4e-4, "gru": 1.2e-4, "mlp": 1e-5, "cnn": 5.5e-4,
+                   "blstm": 3.0e-4 if cell.config.blstm_head == "paper" else 4.5e-4}[cell.config.model]
+    return cell.config.epochs * examples * per_example
+
+
+def run_cells(cells: list[Cell], out: Path, dataset: Dataset, log=print) -> None:
+    for index, cell in enumerate(cells, 1):
+        folder = out / "cells" / cell.name
+        state = status(folder)
+        if state in ("done", "diverged"):
+            continue
+        log(f"[{index}/{len(cells)}] {cell.name} ({'resuming' if state == 'partial' else 'starting'})")
+        config = cell.config.replace(run_dir=str(folder))
+        resume = state == "partial" and bool(list_checkpoints(folder / runs.CHECKPOINTS))
+        if state == "partial" and not resume:
+            shutil.rmtree(folder)  # killed before its first checkpoint: nothing to keep, start the cell again
+        started = time.perf_counter()
+        try:
+            fit(config, dataset=dataset, resume=resume, log=log)
+        except TrainingError as error:
+            runs.write_json(folder / FAILED, {"reason": str(error)})
+            log(f"  diverged, recorded as a result: {error}")
+        log(f"  {time.perf_counter() - started:.1f} s")
+
+
+def reproduce(names: list[str], out: Path, seeds: list[int], base: TrainConfig, quick: bool, dry_run: bool,
+              command: str, log=print) -> list[Cell]:
+    names = expand(names)
+    if quick:
+        base, seeds = base.replace(**QUICK), seeds[:1]
+    base = base.replace(progress="none")
+    manifest = {"experiments": names, "seeds": seeds, "quick": quick, "precision": base.precision,
+                "command": command}
+    check_manifest(out, manifest)
+    cells = plan(names, base, seeds, out)
+    for cell in cells:
+        check_cell(out / "cells" / cell.name, cell)
+    if dry_run:
+        return cells
+    dataset = load(base.data_dir, log=log)
+    out.mkdir(parents=True, exist_ok=True)
+    previous = runs.read_json(out / MANIFEST) if (out / MANIFEST).exists() else {}
+    manifest["experiments"] = list(dict.fromkeys(previous.get("experiments", []) + names))
+    manifest["seeds"] = sorted(set(previous.get("seeds", [])) | set(seeds))
+    runs.write_json(out / MANIFEST, manifest)
+    run_cells(cells, out, dataset, log)
+    if "figure3" in names:  # the search has finished: now the tuned cells exist
+        tuned = [c for c in plan(["figure3"], base, seeds, out) if c.role == "tuned"]
+        run_cells(tuned, out, dataset, log)
+        cells += tuned
+    return cells
+
+
+def describe(cells: list[Cell], out: Path, examples: int) -> str:
+    lines, total = [], 0.0
+    for cell in cells:
+        state = status(out / "cells" / cell.name)
+        seconds = 0.0 if state in ("done", "diverged") else estimate_seconds(
+            cell, (cell.config.train_limit or examples) - cell.config.val_size)
+        total += seconds
+        lines.append(f"{cell.name:<60} {state:>8}  ~{seconds / 60:5.1f} min")
+    if any(c.experiment == "figure3" for c in cells) and not any(c.role == "tuned" for c in cells):
+        lines.append("(figure3's tuned cells are added once the learning-rate search has finished)")
+    lines.append(f"{len(cells)} cells, about {total / 60:.0f} min of training left on a 2-core CPU")
+    return "\n".join(lines)

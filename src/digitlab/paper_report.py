@@ -1,0 +1,256 @@
+"""The reproduction report: REPORT.md, figures (PNG), and the numbers as CSV and JSON, built from the
+run directories under OUT/cells alone (so `digitlab report OUT` needs no training)."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import platform
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from digitlab import plots, runs
+from digitlab.config import ConfigError
+from digitlab.experiments import (FAILED, FIGURE3_BATCH, FIGURE3_EPOCHS, FIGURE3_OPTIMIZERS, LR_GRID, MANIFEST,
+                                  PAPER_TABLES)
+from digitlab.stats import paired, summarize
+
+CSV_FIELDS = ["experiment", "role", "cell", "model", "blstm_head", "optimizer", "lr", "batch_size", "seed", "epoch",
+              "train_seconds", "eval_seconds", "train_loss", "test_loss", "test_acc", "val_acc"]
+
+
+def paper_tables() -> dict:
+    return json.loads(resources.files("digitlab").joinpath("paper_tables.json").read_text())
+
+
+def collect(out: Path) -> list[dict]:
+    """One record per cell folder: its config, its per-epoch rows and per-step losses."""
+    cells_folder = out / "cells"
+    if not (out / MANIFEST).exists() or not cells_folder.is_dir():
+        raise ConfigError(f"{out} holds no reproduction (no {MANIFEST} or cells/); run 'digitlab reproduce' first")
+    records = []
+    for folder in sorted(cells_folder.iterdir()):
+        if not (folder / runs.CONFIG).exists():
+            continue
+        role = folder.name.split("-", 1)[0]
+        record = {"cell": folder.name, "role": role, "config": runs.load_config(folder).to_dict(),
+                  "finished": runs.is_finished(folder), "diverged": (folder / FAILED).exists(),
+                  "epochs": runs.read_rows(folder / runs.METRICS), "env": runs.read_json(folder / runs.ENV)}
+        if role in ("fixed", "tuned"):
+            record["step_losses"] = [row["train/loss"] for row in runs.read_rows(folder / runs.STEPS)]
+        if record["finished"]:
+            record["result"] = runs.read_json(folder / runs.RESULT)
+        records.append(record)
+    return records
+
+
+def row_label(config: dict) -> str:
+    return f"blstm-{config['blstm_head']}" if config["model"] == "blstm" else config["model"]
+
+
+def table_series(records: list[dict], batch_size: int, epochs: int) -> dict[str, dict]:
+    """Row label -> per-seed lists of per-epoch accuracy and seconds, finished table cells only."""
+    series: dict[str, dict] = {}
+    for record in records:
+        config = record["config"]
+        if record["role"] != "table" or not record["finished"] or config["batch_size"] != batch_size \
+                or config["epochs"] != epochs:
+            continue
+        entry = series.setdefault(row_label(config), {"acc": [], "seconds": [], "seeds": []})
+        entry["acc"].append([row["test/acc"] for row in record["epochs"]])
+        entry["seconds"].append([row["train/seconds"] for row in record["epochs"]])
+        entry["seeds"].append(config["seed"])
+    return series
+
+
+def table_section(name: str, records: list[dict], paper: dict, figures: Path) -> tuple[list[str], dict]:
+    batch_size, epochs = PAPER_TABLES[name]
+    reference = paper["tables"][name]
+    series = table_series(records, batch_size, epochs)
+    lines = [f"## {name.replace('table', 'Table ')}: batch size {batch_size}, {epochs} epochs, Adam lr 0.001", ""]
+    if not series:
+        return lines + ["No finished cells yet.", ""], {}
+    seeds = max(len(s["acc"]) for s in series.values())
+    lines += [f"Ours: mean ± sd [95% CI] over {seeds} seed{'s' if seeds > 1 else ''}; paper: one run.", "",
+              "| epoch | " + " | ".join(f"{label} s (ours)" for label in series) + " | LSTM s (paper) | BLSTM s (paper) | "
+              + " | ".join(f"{label} acc % (ours)" for label in series) + " | LSTM acc % (paper) | BLSTM acc % (paper) |",
+              "|---" * (2 * len(series) + 5) + "|"]
+    summary = {"rows": {}}
+    for epoch in range(epochs):
+        cells = [str(epoch + 1)]
+        cells += [summarize([run[epoch] for run in s["seconds"]]).format(digits=1) for s in series.values()]
+        cells += [str(reference["train_seconds"][m][epoch]) for m in ("lstm", "blstm")]
+        cells += [summarize([run[epoch] for run in s["acc"]]).format(scale=100) for s in series.values()]
+        cells += [f"{reference['test_accuracy_percent'][m][epoch]:.2f}" for m in ("lstm", "blstm")]
+        lines.append("| " + " | ".join(cells) + " |")
+    for label, s in series.items():
+        summary["rows"][label] = {"seeds": s["seeds"], "final_acc": summarize([run[-1] for run in s["acc"]]).__dict__,
+                                  "mean_epoch_seconds": summarize([sum(r) / len(r) for r in s["seconds"]]).__dict__}
+    lines += [""] + claims(series, summary) + [""]
+    figure = figures / f"{name}.png"
+    plots.table_figure(figure, f"{name.replace('table', 'Table ')} (batch {batch_size}, {epochs} epochs): ours vs Su (2018)",
+                       series, {m: {"acc": reference["test_accuracy_percent"][m], "seconds": reference["train_seconds"][m]}
+                                for m in ("lstm", "blstm")})
+    lines += [f"![{name}](figures/{figure.name})", ""]
+    return lines, summary
+
+
+def claims(series: dict, summary: dict) -> list[str]:
+    lines = ["Claims of the paper, on our numbers:"]
+    lstm = series.get("lstm")
+    for label in ("blstm-paper", "blstm-final"):
+        other = series.get(label)
+        if lstm is None or other is None:
+            continue
+        ratio = summarize([sum(b) / sum(a) for a, b in zip(lstm["seconds"], other["seconds"])])
+        holds = "holds" if 2.5 <= ratio.mean <= 3.5 else "does not hold"
+        lines.append(f"- (1) {label} takes about three times as long as LSTM per epoch: ratio "
+                     f"{ratio.format(digits=2)}, so the claim {holds} here.")
+        count = min(len(lstm["acc"]), len(other["acc"]))
+        test = paired([run[-1] for run in lstm["acc"][:count]], [run[-1] for run in other["acc"][:count]])
+        difference = test.difference
+        if difference.n < 2:
+            verdict = "one seed only: no interval, so no conclusion"
+        elif test.significant:
+            verdict = ("LSTM significantly more accurate" if difference.mean > 0 else
+                       f"{label} significantly more accurate: the claim does not hold")
+        else:
+            verdict = "not significant (the interval covers zero)"
+        lines.append(f"- (2) LSTM at least as accurate as {label} after the last epoch: LSTM - {label} = "
+                     f"{difference.format(scale=100)} points (paired over {difference.n} seeds"
+                     f"{'' if test.p_value != test.p_value else f', p = {test.p_value:.3f}'}): {verdict}.")
+        summary.setdefault("claims", {})[label] = {"time_ratio": ratio.__dict__, "acc_difference": difference.__dict__,
+                                                   "p_value": test.p_value, "significant": test.significant}
+    return lines
+
+
+def figure3_section(records: list[dict], figures: Path) -> tuple[list[str], dict]:
+    lines = [f"## Figure 3: LSTM, four optimizers, {FIGURE3_EPOCHS} epochs, batch {FIGURE3_BATCH}", "",
+             "All four start from the same initial weights and see the same batches in the same order "
+             "(checked below from the run records). The paper gives no batch size for Figure 3; Table 2's 1000 is used.", ""]
+    panels, summary = [], {}
+    for role, title in (("fixed", "lr 0.001 (the paper)"), ("tuned", "each at its best lr")):
+        series = {}
+        for name in FIGURE3_OPTIMIZERS:
+            chosen = [r for r in records if r["role"] == role and r["finished"] and r["config"]["optimizer"] == name]
+            if not chosen:
+                continue
+            label = name if role == "fixed" else f"{name} (lr {chosen[0]['config']['lr']:g})"
+            series[label] = {"loss": [r["step_losses"] for r in chosen], "acc": [[row["test/acc"] for row in r["epochs"]]
+                                                                                for r in chosen]}
+            final_loss = summarize([sum(r["step_losses"][-20:]) / len(r["step_losses"][-20:]) for r in chosen])
+            summary.setdefault(role, {})[name] = {"lr": chosen[0]["config"]["lr"], "final_loss": final_loss.__dict__,
+                                                  "final_acc": summarize([s[-1] for s in series[label]["acc"]]).__dict__,
+                                                  "initial_weights": sorted({r["result"]["initial_weights_sha256"]
+                                                                             for r in chosen})}
+        if series:
+            panels.append((title, series))
+    if not panels:
+        return lines + ["No finished cells yet.", ""], summary
+    lines += ["| optimizer | lr | final loss (mean of last 20 steps) | final test acc % | lr (tuned) | final loss (tuned) | final test acc % (tuned) |",
+              "|---|---|---|---|---|---|---|"]
+    for name in FIGURE3_OPTIMIZERS:
+        fixed, tuned = summary.get("fixed", {}).get(name), summary.get("tuned", {}).get(name)
+        cells = [name]
+        for part in (fixed, tuned):
+            if part is None:
+                cells += ["-", "-", "-"]
+            else:
+                cells += [f"{part['lr']:g}", f"{part['final_loss']['mean']:.4f}", f"{100 * part['final_acc']['mean']:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [""] + ordering(summary) + [""]
+    figure = figures / "figure3.png"
+    plots.optimizer_figure(figure, "Figure 3: LSTM training loss and test accuracy for four optimizers", panels)
+    lines += ["![figure3](figures/figure3.png)", "",
+              f"The tuned panel's learning rates were chosen per optimizer from {', '.join(f'{lr:g}' for lr in LR_GRID)} "
+              f"by the final validation accuracy on 10,000 examples held out of the training set (first seed only); "
+              f"the test set chose nothing.", ""]
+    return lines, summary
+
+
+def ordering(summary: dict) -> list[str]:
+    lines = []
+    fixed = summary.get("fixed", {})
+    if len(fixed) == len(FIGURE3_OPTIMIZERS):
+        ranked = sorted(fixed, key=lambda name: fixed[name]["final_loss"]["mean"])
+        paper_holds = ranked[:2] == ["adam", "rmsprop"] and set(ranked[2:]) == {"sgd", "momentum"}
+        lines.append(f"- At lr 0.001, lowest final loss first: {' < '.join(ranked)}. The paper's ordering (Adam best, "
+                     f"RMSprop next, SGD and Momentum worst) {'holds' if paper_holds else 'does not hold'}.")
+        hashes = {h for part in fixed.values() for h in part["initial_weights"]}
+        seeds = max(len(part["initial_weights"]) for part in fixed.values())
+        lines.append(f"- Same initial weights across the four optimizers: "
+                     f"{'yes' if len(hashes) == seeds else 'NO'} ({len(hashes)} distinct weight hashes for {seeds} seed(s)).")
+    tuned = summary.get("tuned", {})
+    if len(tuned) == len(FIGURE3_OPTIMIZERS):
+        ranked = sorted(tuned, key=lambda name: tuned[name]["final_loss"]["mean"])
+        lines.append(f"- Each at its own best lr, lowest final loss first: {' < '.join(ranked)}: the ranking at a "
+                     f"single lr is partly a statement about that lr.")
+    return lines
+
+
+def build(out: Path) -> Path:
+    """Write OUT/REPORT.md, OUT/figures/*.png, OUT/results.csv and OUT/results.json; return the report's path."""
+    out = Path(out)
+    records = collect(out)
+    manifest = runs.read_json(out / MANIFEST)
+    figures = out / "figures"
+    figures.mkdir(exist_ok=True)
+    paper = paper_tables()
+    lines, summaries = header(manifest, records), {}
+    for name in ("table2", "table3", "table4"):
+        if name in manifest["experiments"]:
+            section, summaries[name] = table_section(name, records, paper, figures)
+            lines += section
+    if "figure3" in manifest["experiments"]:
+        section, summaries["figure3"] = figure3_section(records, figures)
+        lines += section
+    runs.write_json(out / "results.json", {"manifest": manifest, "summaries": summaries, "cells": [
+        {k: v for k, v in r.items() if k != "step_losses"} for r in records]})
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS)
+    writer.writeheader()
+    for record in records:
+        config = record["config"]
+        for row in record["epochs"]:
+            writer.writerow({"experiment": experiment_of(record), "role": record["role"], "cell": record["cell"],
+                             "model": config["model"], "blstm_head": config["blstm_head"], "optimizer": config["optimizer"],
+                             "lr": config["lr"], "batch_size": config["batch_size"], "seed": config["seed"],
+                             "epoch": row["epoch"], "train_seconds": row["train/seconds"],
+                             "eval_seconds": row["eval/seconds"], "train_loss": row["train/loss"],
+                             "test_loss": row["test/loss"], "test_acc": row["test/acc"], "val_acc": row.get("val/acc", "")})
+    (out / "results.csv").write_text(buffer.getvalue())
+    report = out / "REPORT.md"
+    report.write_text("\n".join(lines) + "\n")
+    return report
+
+
+def experiment_of(record: dict) -> str:
+    config = record["config"]
+    if record["role"] != "table":
+        return "figure3"
+    return next(name for name, (batch, epochs) in PAPER_TABLES.items()
+                if (batch, epochs) == (config["batch_size"], config["epochs"]))
+
+
+def header(manifest: dict, records: list[dict]) -> list[str]:
+    lines = []
+    if manifest["quick"]:
+        lines.append("**QUICK RUN: a small slice of the data and one seed, for smoke tests; these numbers are not "
+                     "comparable to the paper.**")
+        lines.append("")
+    env = next((r["env"] for r in records), {})
+    seconds = sum(row["train/seconds"] + row["eval/seconds"] for r in records for row in r["epochs"])
+    finished = sum(r["finished"] or r["diverged"] for r in records)
+    lines += ["# Reproduction of Su (2018), Tables 2-4 and Figure 3", "",
+              f"- Command: `{manifest['command']}`",
+              f"- Precision: {manifest['precision']}; seeds: {', '.join(map(str, manifest['seeds']))}",
+              f"- Machine: {env.get('device_name', platform.processor())}, {env.get('threads', '?')} threads, "
+              f"torch {env.get('torch', torch.__version__)}, Python {env.get('python', platform.python_version())}",
+              f"- Cells: {finished} finished of {len(records)} started; training + evaluation time recorded in "
+              f"them: {seconds / 60:.1f} min",
+              "- `blstm-paper` is the paper's head (`out[:, -1, :]`); it skips the 27 reverse steps of the top layer "
+              "that this head never reads (same outputs and gradients), so it runs faster than the paper's code "
+              "would. `blstm-final` classifies from both directions' final states and runs the whole BLSTM.", ""]
+    return lines

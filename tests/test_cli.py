@@ -1,0 +1,293 @@
+"""The `digitlab` command end to end: digitlab.cli.main([...]) in-process, and `python -m digitlab` once.
+
+Bad input must end with a non-zero exit code and one line on stderr, "digitlab: error: ...", never a traceback.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from digitlab import idx, runs
+from digitlab.cli import main
+from digitlab.models import MODELS
+
+from conftest import NAMES, write_dataset
+
+TINY = ["--model", "lstm", "--hidden-size", "16", "--num-layers", "1", "--batch-size", "50", "--epochs", "1",
+        "--threads", "1", "--device", "cpu", "--progress", "none"]
+
+
+def run_cli(capsys, argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_user_error(capsys, argv, *words, code=None):
+    """main(argv) fails cleanly: non-zero exit, one 'digitlab: error:' line on stderr, no traceback."""
+    status, out, err = run_cli(capsys, argv)
+    assert status != 0
+    if code is not None:
+        assert status == code
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("digitlab: error: "), err
+    assert "Traceback" not in out + err
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+    return lines[0]
+
+
+@pytest.fixture
+def run_copy(trained_run, tmp_path):
+    """A copy of the session's finished run that a test may damage."""
+    destination = tmp_path / "run-copy"
+    shutil.copytree(trained_run, destination)
+    return destination
+
+
+# --- the happy path ----------------------------------------------------------------------------------
+
+def test_train_evaluate_predict_data_models(capsys, data_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    code, out, err = run_cli(capsys, ["train", *TINY, "--data-dir", data_dir, "--run-dir", run_dir])
+    assert (code, err) == (0, "")
+    assert f"run directory: {run_dir}" in out
+    assert "test acc %" in out  # the epoch table's heading
+    assert runs.is_finished(run_dir)
+    config = json.loads((run_dir / runs.CONFIG).read_text())
+    assert (config["model"], config["hidden_size"], config["num_layers"], config["batch_size"]) == ("lstm", 16, 1, 50)
+    assert config["data_dir"] == str(data_dir)
+    assert len((run_dir / runs.STEPS).read_text().splitlines()) == 6  # 300 examples / 50
+
+    code, out, err = run_cli(capsys, ["evaluate", run_dir, "--data-dir", data_dir])
+    assert (code, err) == (0, "")
+    assert "test accuracy" in out and "(100 images)" in out
+    assert "per-class accuracy" in out and "confusion matrix" in out
+    matrix = [line.split() for line in out.splitlines()[-10:]]
+    assert [int(row[0]) for row in matrix] == list(range(10))
+    assert sum(int(v) for row in matrix for v in row[1:]) == 100
+    final = json.loads((run_dir / runs.RESULT).read_text())["final"]
+    assert f"test accuracy {final['test/acc']:.2%}" in out  # evaluate agrees with the training run
+
+    code, out, err = run_cli(capsys, ["predict", run_dir, "--test-samples", 2, "--data-dir", data_dir])
+    assert (code, err) == (0, "")
+    predictions = [line for line in out.splitlines() if line.startswith("test image ")]
+    assert len(predictions) == 2
+    assert all("predicted" in line and "true" in line for line in predictions)
+    shown = [line for line in out.splitlines() if not line.startswith("note: ")]  # the custom-data note aside
+    assert len(shown) == 2 * (1 + 28)  # each prediction is followed by the digit as 28 text rows
+    assert all(len(line) == 4 + 28 for line in shown if not line.startswith("test image "))
+
+    code, out, err = run_cli(capsys, ["data", "--data-dir", data_dir])
+    assert (code, err) == (0, "")
+    assert f"source: folder {data_dir}" in out
+    assert "verified: no" in out
+    assert "image size: 28x28, classes: 10" in out
+    assert "train: 300 examples" in out and "test: 100 examples" in out
+    assert out.count("sha256 ") == 4
+
+    code, out, err = run_cli(capsys, ["models"])
+    assert (code, err) == (0, "")
+    listed = [line.split()[0] for line in out.splitlines()[1:]]
+    assert listed == list(MODELS)
+    assert "parameters" in out
+
+
+def test_train_flags_reach_the_config(capsys, data_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    code, _, err = run_cli(capsys, ["train", "--model", "mlp", "--hidden-size", "8", "--optimizer", "sgd",
+                                    "--lr", "0.05", "--seed", "3", "--val-size", "20", "--train-limit", "120",
+                                    "--test-limit", "30", "--batch-size", "25", "--deterministic",
+                                    "--threads", "1", "--progress", "none", "--keep-checkpoints", "1",
+                                    "--data-dir", data_dir, "--run-dir", run_dir])
+    assert (code, err) == (0, "")
+    config = json.loads((run_dir / runs.CONFIG).read_text())
+    assert {k: config[k] for k in ("model", "hidden_size", "optimizer", "lr", "seed", "val_size", "train_limit",
+                                   "test_limit", "batch_size", "deterministic", "keep_checkpoints")} == {
+        "model": "mlp", "hidden_size": 8, "optimizer": "sgd", "lr": 0.05, "seed": 3, "val_size": 20,
+        "train_limit": 120, "test_limit": 30, "batch_size": 25, "deterministic": True, "keep_checkpoints": 1}
+    assert config["num_layers"] is None and config["epochs"] == 1  # not given: defaults
+    (row,) = [json.loads(line) for line in (run_dir / runs.METRICS).read_text().splitlines()]
+    assert "val/acc" in row
+
+
+def test_predict_on_another_image_size(capsys, small_data_dir, tmp_path):
+    # A model trained on 12x16 images works with 12x16 data end to end.
+    run_dir = tmp_path / "run"
+    assert run_cli(capsys, ["train", *TINY, "--batch-size", "40", "--data-dir", small_data_dir,
+                            "--run-dir", run_dir])[0] == 0
+    code, out, err = run_cli(capsys, ["predict", run_dir, "--test-samples", 3, "--data-dir", small_data_dir])
+    assert (code, err) == (0, "")
+    shown = [line for line in out.splitlines() if not line.startswith("note: ")]
+    assert len(shown) == 3 * (1 + 12)
+    assert all(len(line) == 4 + 16 for line in shown if not line.startswith("test image "))
+
+
+def test_python_dash_m_digitlab(data_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    env = dict(os.environ, PYTHONWARNINGS="error::DeprecationWarning:digitlab")
+    done = subprocess.run([sys.executable, "-m", "digitlab", "train", *TINY, "--data-dir", str(data_dir),
+                           "--run-dir", str(run_dir)], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert f"run directory: {run_dir}" in done.stdout
+    assert runs.is_finished(run_dir)
+
+    failed = subprocess.run([sys.executable, "-m", "digitlab", "evaluate", str(tmp_path / "nothing-here"),
+                             "--data-dir", str(data_dir)], capture_output=True, text=True, env=env, timeout=300)
+    assert failed.returncode == 2
+    assert failed.stderr.startswith("digitlab: error: ") and len(failed.stderr.splitlines()) == 1, failed.stderr
+    assert "Traceback" not in failed.stderr
+
+
+# --- bad input: one line, non-zero exit, no traceback ------------------------------------------------
+
+@pytest.mark.parametrize("flags, words", [
+    (["--model", "transformer"], ["unknown model 'transformer'"]),
+    (["--optimizer", "lion"], ["unknown optimizer 'lion'"]),
+    (["--batch-size", "0"], ["--batch-size must be positive"]),
+    (["--batch-size", "301"], ["larger than the training set"]),
+    (["--epochs", "-1"], ["--epochs must be positive"]),
+    (["--lr", "0"], ["--lr must be positive"]),
+    (["--val-size", "300"], ["--val-size 300"]),
+    (["--model", "cnn", "--num-layers", "3"], ["--num-layers"]),
+    (["--device", "tpu"], ["unsupported device 'tpu'"]),
+    (["--precision", "fp16", "--device", "cpu"], ["fp16"]),
+    (["--blstm-head", "middle"], ["BLSTM head"]),
+], ids=lambda value: " ".join(value) if len(value) > 1 else None)
+def test_train_bad_flags(capsys, data_dir, tmp_path, flags, words):
+    run_dir = tmp_path / "run"
+    assert_user_error(capsys, ["train", *TINY, *flags, "--data-dir", data_dir, "--run-dir", run_dir], *words, code=2)
+    assert not run_dir.exists()
+
+
+def test_train_missing_data_dir(capsys, tmp_path):
+    assert_user_error(capsys, ["train", *TINY, "--data-dir", tmp_path / "nowhere", "--run-dir", tmp_path / "run"],
+                      str(tmp_path / "nowhere"), "lacks", code=2)
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_into_existing_run(capsys, run_copy, data_dir):
+    assert_user_error(capsys, ["train", *TINY, "--data-dir", data_dir, "--run-dir", run_copy],
+                      "already holds a finished run", code=2)
+
+
+def test_train_run_dir_under_a_file(capsys, data_dir, tmp_path):
+    (tmp_path / "file").write_text("")
+    assert_user_error(capsys, ["train", *TINY, "--data-dir", data_dir, "--run-dir", tmp_path / "file" / "run"],
+                      "cannot write the run directory", code=2)
+
+
+def test_train_divergence_exits_1(capsys, data_dir, tmp_path):
+    assert_user_error(capsys, ["train", *TINY, "--model", "mlp", "--optimizer", "sgd", "--lr", "1e30", "--data-dir", data_dir,
+                               "--run-dir", tmp_path / "run"], "diverged", code=1)
+
+
+def test_resume_with_changed_settings(capsys, run_copy):
+    assert_user_error(capsys, ["train", "--resume", run_copy, "--lr", "0.5"], "--resume keeps", code=2)
+
+
+def test_resume_of_a_non_run(capsys, tmp_path):
+    assert_user_error(capsys, ["train", "--resume", tmp_path], "config.json", code=2)
+
+
+def test_data_missing_dir(capsys, tmp_path):
+    assert_user_error(capsys, ["data", "--data-dir", tmp_path / "nowhere"], "lacks", code=2)
+
+
+def test_data_damaged_file(capsys, make_dataset):
+    folder = make_dataset(gz=True, n_train=40, n_test=20)
+    path = folder / f"{NAMES['train_images']}.gz"
+    path.write_bytes(path.read_bytes()[:100])
+    assert_user_error(capsys, ["data", "--data-dir", folder], str(path), code=2)
+
+
+def test_data_without_any_source_fails_cleanly(capsys):
+    # No folder, empty cache, no mirrors, no npm (conftest): the message lists every failure and the way out.
+    code, out, err = run_cli(capsys, ["data"])
+    assert code == 2
+    assert err.startswith("digitlab: error: MNIST could not be obtained")
+    assert "--data-dir" in err and "Traceback" not in out + err
+
+
+def test_evaluate_non_run_dir(capsys, data_dir, tmp_path):
+    assert_user_error(capsys, ["evaluate", tmp_path, "--data-dir", data_dir], "not a finished run", code=2)
+
+
+def test_evaluate_missing_dir(capsys, data_dir, tmp_path):
+    assert_user_error(capsys, ["evaluate", tmp_path / "nope", "--data-dir", data_dir], "not a directory", code=2)
+
+
+def test_evaluate_a_file(capsys, data_dir, tmp_path):
+    (tmp_path / "file").write_text("x")
+    assert_user_error(capsys, ["evaluate", tmp_path / "file", "--data-dir", data_dir], "not a directory", code=2)
+
+
+def test_evaluate_unfinished_run(capsys, run_copy, data_dir):
+    (run_copy / runs.RESULT).unlink()
+    assert_user_error(capsys, ["evaluate", run_copy, "--data-dir", data_dir], "--resume", code=2)
+
+
+@pytest.mark.parametrize("keep", [0, 7, "half", "all but 1"])
+def test_evaluate_damaged_weights(capsys, run_copy, data_dir, keep):
+    weights = run_copy / runs.WEIGHTS
+    size = weights.stat().st_size
+    keep = {"half": size // 2, "all but 1": size - 1}.get(keep, keep)
+    os.truncate(weights, keep)
+    assert_user_error(capsys, ["evaluate", run_copy, "--data-dir", data_dir], str(weights), "damaged", code=2)
+
+
+def test_evaluate_missing_weights(capsys, run_copy, data_dir):
+    (run_copy / runs.WEIGHTS).unlink()
+    assert_user_error(capsys, ["evaluate", run_copy, "--data-dir", data_dir], runs.WEIGHTS, code=2)
+
+
+def test_evaluate_damaged_config(capsys, run_copy, data_dir):
+    (run_copy / runs.CONFIG).write_text('{"model": "lstm",')
+    assert_user_error(capsys, ["evaluate", run_copy, "--data-dir", data_dir], "config.json", code=2)
+
+
+def test_evaluate_weights_of_another_model(capsys, run_copy, data_dir):
+    config = json.loads((run_copy / runs.CONFIG).read_text())
+    config["hidden_size"] = 32  # the saved weights are for hidden size 16
+    (run_copy / runs.CONFIG).write_text(json.dumps(config))
+    assert_user_error(capsys, ["evaluate", run_copy, "--data-dir", data_dir], "does not fit", code=2)
+
+
+def test_evaluate_against_another_image_size(capsys, trained_run, small_data_dir):
+    assert_user_error(capsys, ["evaluate", trained_run, "--data-dir", small_data_dir],
+                      "[28, 28]", "[12, 16]", code=2)
+
+
+def test_predict_against_another_image_size(capsys, trained_run, small_data_dir):
+    assert_user_error(capsys, ["predict", trained_run, "--data-dir", small_data_dir], "[12, 16]", code=2)
+
+
+def test_evaluate_against_more_classes(capsys, trained_run, tmp_path):
+    folder = write_dataset(tmp_path / "13-classes", n_train=65, n_test=26, classes=13)
+    assert_user_error(capsys, ["evaluate", trained_run, "--data-dir", folder], "10 classes", code=2)
+
+
+def test_evaluate_against_fewer_classes_is_fine(capsys, trained_run, tmp_path):
+    folder = write_dataset(tmp_path / "4-classes", n_train=40, n_test=20, classes=4)
+    code, out, err = run_cli(capsys, ["evaluate", trained_run, "--data-dir", folder])
+    assert (code, err) == (0, "")
+    assert "(20 images)" in out
+
+
+def test_predict_needs_a_positive_count(capsys, trained_run, data_dir):
+    assert_user_error(capsys, ["predict", trained_run, "--test-samples", "0", "--data-dir", data_dir],
+                      "--test-samples", code=2)
+
+
+def test_predict_damaged_labels_file(capsys, trained_run, make_dataset):
+    folder = make_dataset(gz=False, n_train=40, n_test=20)
+    idx.write(folder / NAMES["test_labels"], np.zeros(19, dtype=np.uint8))
+    assert_user_error(capsys, ["predict", trained_run, "--data-dir", folder], "19 labels", code=2)
