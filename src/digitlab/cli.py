@@ -34,6 +34,7 @@ TRAIN_FLAGS = {
         ("threads", int, "CPU threads (0 = physical cores)"),
         ("precision", str, "fp32, bf16 or fp16 (CUDA only)"),
         ("deterministic", bool, "use PyTorch's deterministic algorithms"),
+        ("micro_batch", int, "examples per forward/backward pass; the step's gradient is unchanged (0 = auto)"),
         ("eval_batch_size", int, "examples per evaluation batch"),
     ],
     "run records": [

@@ -42,6 +42,7 @@ class TrainConfig:
     threads: int = 0  # CPU threads for torch (0 = the number of physical cores)
     precision: str = "fp32"  # "fp32", "bf16" (autocast) or "fp16" (autocast + grad scaler, CUDA only)
     deterministic: bool = False  # torch.use_deterministic_algorithms(True); recorded in the run
+    micro_batch: int = 0  # examples per forward/backward pass within a step; 0 = auto (100 on CPU, whole batch on GPU)
     eval_batch_size: int = 2000  # examples per evaluation forward pass (no gradients, so larger is fine)
     # --- run records ---
     run_dir: str | None = None  # where the run is written; None = runs/<model>-<optimizer>-<time>
@@ -67,7 +68,7 @@ class TrainConfig:
         for name, value in positive.items():
             if value <= 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {value}")
-        non_negative = {"val_size": self.val_size, "train_limit": self.train_limit, "test_limit": self.test_limit,
+        non_negative = {"micro_batch": self.micro_batch, "val_size": self.val_size, "train_limit": self.train_limit, "test_limit": self.test_limit,
                         "threads": self.threads, "checkpoint_every": self.checkpoint_every}
         for name, value in non_negative.items():
             if value < 0:

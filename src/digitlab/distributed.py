@@ -1,10 +1,12 @@
 """DistributedDataParallel set-up for torchrun: gloo on CPU, NCCL on GPU.
 
-torchrun sets RANK, WORLD_SIZE, LOCAL_RANK and the rendezvous variables; without them, training is a
-single process and nothing here does anything.
+torchrun sets RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE and the rendezvous variables; without them,
+training is a single process and nothing here does anything. Every collective below must be called by
+all ranks at the same point of the program.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -17,6 +19,7 @@ class Context:
     rank: int = 0  # this process's index among all processes
     world_size: int = 1  # number of processes
     local_rank: int = 0  # index on this machine (picks the GPU)
+    local_world_size: int = 1  # processes on this machine (they share its cores)
 
     @property
     def is_main(self) -> bool:
@@ -29,7 +32,8 @@ class Context:
 
 def context_from_environment() -> Context:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    return Context(int(os.environ.get("RANK", "0")), world_size, int(os.environ.get("LOCAL_RANK", "0")))
+    return Context(int(os.environ.get("RANK", "0")), world_size, int(os.environ.get("LOCAL_RANK", "0")),
+                   int(os.environ.get("LOCAL_WORLD_SIZE", str(world_size))))
 
 
 def init(context: Context, device: torch.device) -> None:
@@ -49,6 +53,17 @@ def wrap(model: torch.nn.Module, context: Context, device: torch.device) -> torc
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
 
 
+@contextlib.contextmanager
+def main_first(context: Context):
+    """Run the block on rank 0 first, then on the other ranks (e.g. a download into a shared cache).
+    If rank 0 fails, the others wait until torchrun ends them."""
+    if context.enabled and not context.is_main:
+        dist.barrier()
+    yield
+    if context.enabled and context.is_main:
+        dist.barrier()
+
+
 def average(tensor: torch.Tensor, context: Context) -> torch.Tensor:
     """The mean over ranks (a copy); the tensor itself when training is a single process."""
     if not context.enabled:
@@ -58,10 +73,35 @@ def average(tensor: torch.Tensor, context: Context) -> torch.Tensor:
     return total / context.world_size
 
 
-def any_rank(flag: bool, context: Context, device: torch.device) -> bool:
-    """True on every rank when `flag` is true on any (so all ranks stop at the same step)."""
+def any_rank(flags: list[bool], context: Context, device: torch.device) -> list[bool]:
+    """For each flag, True on every rank when it is true on any (so all ranks stop at the same step)."""
     if not context.enabled:
-        return flag
-    value = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.all_reduce(value)
-    return bool(value.item() > 0)
+        return list(flags)
+    values = torch.tensor([1.0 if flag else 0.0 for flag in flags], device=device)
+    dist.all_reduce(values, op=dist.ReduceOp.MAX)
+    return [bool(value > 0) for value in values.tolist()]
+
+
+def all_equal(value: int, context: Context, device: torch.device) -> bool:
+    """Whether every rank passed the same integer."""
+    if not context.enabled:
+        return True
+    low = torch.tensor([value], dtype=torch.int64, device=device)
+    high = low.clone()
+    dist.all_reduce(low, op=dist.ReduceOp.MIN)
+    dist.all_reduce(high, op=dist.ReduceOp.MAX)
+    return bool(low.item() == high.item())
+
+
+def gather(tensors: dict[str, torch.Tensor], context: Context, device: torch.device) -> list[dict[str, torch.Tensor]]:
+    """Every rank's `tensors` (same names and shapes on all ranks), as CPU tensors indexed by rank."""
+    if not context.enabled:
+        return [tensors]
+    gathered: list[dict[str, torch.Tensor]] = [{} for _ in range(context.world_size)]
+    for name in sorted(tensors):
+        local = tensors[name].to(device)
+        parts = [torch.empty_like(local) for _ in range(context.world_size)]
+        dist.all_gather(parts, local)
+        for rank, part in enumerate(parts):
+            gathered[rank][name] = part.cpu()
+    return gathered

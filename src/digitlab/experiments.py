@@ -14,7 +14,7 @@ from digitlab import runs
 from digitlab.checkpoint import list_checkpoints
 from digitlab.config import RESUMABLE_CHANGES, ConfigError, TrainConfig
 from digitlab.data import Dataset, load
-from digitlab.train import TrainingError, fit
+from digitlab.train import Interrupted, TrainingError, fit
 
 PAPER_TABLES = {"table2": (1000, 4), "table3": (640, 8), "table4": (500, 12)}  # batch size, epochs
 TABLE_ROWS = (("lstm", "paper"), ("blstm", "paper"), ("blstm", "final"))  # (model, BLSTM head)
@@ -142,7 +142,7 @@ def check_cell(folder: Path, cell: Cell) -> None:
     if not (folder / runs.CONFIG).exists():
         return
     saved = runs.load_config(folder)
-    free = RESUMABLE_CHANGES | {"threads"}  # thread count changes speed, not the experiment
+    free = RESUMABLE_CHANGES | {"threads", "micro_batch"}  # these change speed, not the experiment
     differs = sorted(name for name, value in cell.config.to_dict().items()
                      if name not in free and getattr(saved, name) != value)
     if differs:
@@ -179,6 +179,8 @@ def run_cells(cells: list[Cell], out: Path, dataset: Dataset, log=print) -> None
         started = time.perf_counter()
         try:
             fit(config, dataset=dataset, resume=resume, log=log)
+        except Interrupted:
+            raise  # a signal stops the whole grid; the cell resumes from its checkpoint next time
         except TrainingError as error:
             runs.write_json(folder / FAILED, {"reason": str(error)})
             log(f"  diverged, recorded as a result: {error}")
@@ -191,8 +193,7 @@ def reproduce(names: list[str], out: Path, seeds: list[int], base: TrainConfig, 
     if quick:
         base, seeds = base.replace(**QUICK), seeds[:1]
     base = base.replace(progress="none")
-    manifest = {"experiments": names, "seeds": seeds, "quick": quick, "precision": base.precision,
-                "command": command}
+    manifest = {"experiments": names, "seeds": seeds, "quick": quick, "precision": base.precision}
     check_manifest(out, manifest)
     cells = plan(names, base, seeds, out)
     for cell in cells:
@@ -204,6 +205,7 @@ def reproduce(names: list[str], out: Path, seeds: list[int], base: TrainConfig, 
     previous = runs.read_json(out / MANIFEST) if (out / MANIFEST).exists() else {}
     manifest["experiments"] = list(dict.fromkeys(previous.get("experiments", []) + names))
     manifest["seeds"] = sorted(set(previous.get("seeds", [])) | set(seeds))
+    manifest["commands"] = list(dict.fromkeys(previous.get("commands", []) + [command]))
     runs.write_json(out / MANIFEST, manifest)
     run_cells(cells, out, dataset, log)
     if "figure3" in names:  # the search has finished: now the tuned cells exist
