@@ -12,7 +12,7 @@ RUN_DIR ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
 setup: $(VENV)/.installed
 
 # --system-site-packages lets a machine's own (CUDA) torch serve; where there is none, torch==2.13.0
-# (the CPU build on a CPU machine) is installed first, so that resolving "torch>=2.4" never pulls a
+# (the CPU build on a CPU machine) is installed first, so that resolving "torch>=2.6" never pulls a
 # multi-GB CUDA build.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv --system-site-packages $(VENV)

@@ -3,7 +3,7 @@
 
     .venv/bin/python benchmarks/epoch_time.py [--models lstm,blstm,cnn] [--batch-size 500] [--threads N]
                                               [--repeats 1] [--train-limit 0] [--data-dir DIR]
-                                              [--warmup-steps 3] [--json PATH]
+                                              [--warmup-steps 3] [--micro-batch 0] [--json PATH]
 
 baseline: the loop the paper's readers would write: a torch Dataset whose __getitem__ turns ONE uint8
     image into a float tensor (/255, then (x - 0.1307) / 0.3081, as torchvision's ToTensor + Normalize),
@@ -47,6 +47,7 @@ from digitlab.data import MNIST_MEAN, MNIST_STD, Dataset, load, normalize, num_b
 from digitlab.fetch import find_files
 from digitlab.models import build, build_from_config, count_parameters
 from digitlab.optim import OPTIMIZERS
+from digitlab import train as digitlab_train
 from digitlab.train import Progress, Session, seed_everything, synchronize, train_epoch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -103,6 +104,7 @@ class Bench:
     batch_size: int
     threads: int
     warmup_steps: int
+    micro_batch: int  # --micro-batch as given (0 = the trainer's own choice)
     train_images: torch.Tensor  # digitlab: normalised once, float32 (N, H, W)
     train_labels: torch.Tensor
     normalize_seconds: float  # the one-time cost of the line above (digitlab's _fit pays it once per run)
@@ -133,8 +135,8 @@ def make_bench(args) -> Bench:
     started = time.perf_counter()
     images = normalize(data.train_images).to(DEVICE)
     normalize_seconds = time.perf_counter() - started
-    return Bench(data, args.batch_size, args.threads, args.warmup_steps, images, data.train_labels.to(DEVICE),
-                 normalize_seconds)
+    return Bench(data, args.batch_size, args.threads, args.warmup_steps, args.micro_batch, images,
+                 data.train_labels.to(DEVICE), normalize_seconds)
 
 
 def fresh_model(bench: Bench, model_name: str) -> torch.nn.Module:
@@ -194,12 +196,23 @@ def measure_baseline(bench: Bench, model_name: str) -> dict:
 
 # ----------------------------------------------------------------------------------------- digitlab
 
+def digitlab_config(bench: Bench, model_name: str, precision: str, run_dir: str) -> TrainConfig:
+    """The TrainConfig digitlab.train._fit would run with, including the settings _fit resolves itself.
+    (_fit resolves them inline, so this mirrors it: keep the two in step when _fit gains one.)"""
+    config = TrainConfig(model=model_name, optimizer=OPTIMIZER, lr=LR, batch_size=bench.batch_size, seed=SEED,
+                         threads=bench.threads, device=DEVICE.type, precision=precision, progress="none",
+                         run_dir=run_dir)
+    if hasattr(config, "micro_batch"):  # as _fit: 0 = CPU_MICRO_BATCH on the CPU, the whole batch on a GPU
+        auto = getattr(digitlab_train, "CPU_MICRO_BATCH", bench.batch_size) if DEVICE.type == "cpu" \
+            else bench.batch_size
+        config = config.replace(micro_batch=bench.micro_batch or auto)
+    return config.validate()
+
+
 def measure_digitlab(bench: Bench, model_name: str, precision: str = "fp32") -> dict:
     """digitlab.train.train_epoch on a Session built as digitlab.train._fit builds one (single process)."""
     with tempfile.TemporaryDirectory(prefix="digitlab-epoch-time-") as run_dir:
-        config = TrainConfig(model=model_name, optimizer=OPTIMIZER, lr=LR, batch_size=bench.batch_size, seed=SEED,
-                             threads=bench.threads, device=DEVICE.type, precision=precision, progress="none",
-                             run_dir=run_dir).validate()
+        config = digitlab_config(bench, model_name, precision, run_dir)
         seed_everything(config.seed)
         model = build_from_config(config, bench.data.image_shape, bench.data.num_classes).to(DEVICE)
         optimizer = OPTIMIZERS[config.optimizer](model.parameters(), config.lr)
@@ -216,7 +229,8 @@ def measure_digitlab(bench: Bench, model_name: str, precision: str = "fp32") -> 
     # "seconds" is the whole call (shuffle order and the steps.jsonl write included, like the baseline's
     # clock); "trainer_seconds" is what the trainer itself records as the epoch's training time.
     return timer.result() | {"trainer_seconds": progress.epoch_seconds, "last_loss": losses[-1],
-                             "mean_loss": sum(losses) / len(losses), "steps": len(losses)}
+                             "mean_loss": sum(losses) / len(losses), "steps": len(losses),
+                             "micro_batch": getattr(config, "micro_batch", None)}
 
 
 # --------------------------------------------------------------------------------- the measurements
@@ -300,6 +314,18 @@ def stall_lines(rows: list[dict]) -> list[str]:
     return lines
 
 
+def digitlab_side_note(settings: dict) -> str:
+    micro = settings.get("digitlab_micro_batch")
+    if micro is None:
+        return "digitlab.train.train_epoch, one forward/backward pass per step"
+    passes = -(-settings["batch_size"] // micro)
+    if passes == 1:
+        return (f"digitlab.train.train_epoch with micro-batch {micro} "
+                f"(one forward/backward pass per step, as the baseline)")
+    return (f"digitlab.train.train_epoch with micro-batch {micro} ({passes} forward/backward passes per step, "
+            f"gradients summed; the baseline makes one)")
+
+
 def header(result: dict) -> list[str]:
     m, s = result["machine"], result["settings"]
     return [
@@ -309,6 +335,7 @@ def header(result: dict) -> list[str]:
         f"{m['threads']} torch threads, torch {m['torch']}, python {m['python']}",
         f"- batch size {s['batch_size']}, {s['examples']} training examples ({s['steps']} steps per epoch), "
         f"{OPTIMIZER} lr {LR:g} betas (0.9, 0.99), fp32, seed {SEED}",
+        f"- digitlab: {digitlab_side_note(s)}",
         f"- {s['warmup_steps']} un-timed warm-up steps per side before each timed epoch; "
         f"{s['repeats']} repeat{'s' if s['repeats'] > 1 else ''} per side"
         f"{' (medians shown; sides alternate)' if s['repeats'] > 1 else ''}",
@@ -328,7 +355,9 @@ def run(args) -> dict:
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine(),
         "settings": {"models": args.models, "batch_size": bench.batch_size, "threads": bench.threads,
                      "examples": bench.examples, "steps": bench.steps, "repeats": args.repeats,
-                     "warmup_steps": bench.warmup_steps, "optimizer": OPTIMIZER, "lr": LR, "seed": SEED,
+                     "warmup_steps": bench.warmup_steps, "optimizer": OPTIMIZER,
+                     "digitlab_micro_batch": getattr(digitlab_config(bench, args.models[0], "fp32", ""),
+                                                     "micro_batch", None), "lr": LR, "seed": SEED,
                      "data_source": bench.data.source, "data_verified": bench.data.verified},
         "normalize_seconds": bench.normalize_seconds, "cpu_pressure_before": pressure_before,
     }
@@ -350,15 +379,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS),
                         help="comma-separated models, keys of digitlab.models.MODELS (default: lstm,blstm,cnn)")
-    parser.add_argument("--batch-size", type=int, default=500, help="examples per step (default: 500, the paper's Table 4)")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads for both sides (default 0: the physical cores)")
+    parser.add_argument("--batch-size", type=int, default=500,
+                        help="examples per step (default: 500, the paper's Table 4)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads for both sides (default 0: the physical cores)")
     parser.add_argument("--repeats", type=int, default=1,
                         help="timed epochs per side (default: 1); above 1 the sides alternate and medians are shown")
-    parser.add_argument("--train-limit", type=int, default=0, help="use the first N training examples (default 0: all)")
+    parser.add_argument("--train-limit", type=int, default=0,
+                        help="use the first N training examples (default 0: all)")
     parser.add_argument("--data-dir", default=None,
                         help=f"folder with the four IDX files (default: {SHARED_MNIST} when present, "
                              f"else digitlab's fetch chain)")
-    parser.add_argument("--warmup-steps", type=int, default=3, help="un-timed steps per side before each timed epoch (default: 3)")
+    parser.add_argument("--warmup-steps", type=int, default=3,
+                        help="un-timed steps per side before each timed epoch (default: 3)")
+    parser.add_argument("--micro-batch", type=int, default=0,
+                        help="digitlab's examples per forward/backward pass within a step "
+                             "(default 0: the trainer's own choice, as `digitlab train` makes it)")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the results here as JSON")
     args = parser.parse_args(argv)
     from digitlab.models import MODELS
@@ -369,7 +405,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("batch_size", "repeats"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
-    for name in ("threads", "train_limit", "warmup_steps"):
+    for name in ("threads", "train_limit", "warmup_steps", "micro_batch"):
         if getattr(args, name) < 0:
             parser.error(f"--{name.replace('_', '-')} must be 0 or more")
     args.threads = args.threads or runs.physical_cores()

@@ -9,8 +9,9 @@ import hashlib
 import json
 import os
 import random
+import math
 import re
-import tempfile
+import secrets
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +27,19 @@ class CheckpointError(ValueError):
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that a crash leaves either the old file or the whole new one."""
+    """Write `data` to `path` so that a crash leaves either the old file or the whole new one.
+
+    The bytes go to a temporary file in the same folder (".<name>.<random>.tmp", a name no reader takes
+    for the real file), which is flushed, fsynced and renamed over `path`; then the folder is fsynced.
+    """
     path = Path(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    while True:
+        temporary = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:  # 0o666 less the umask, as open() would give (mkstemp would make it private)
+            handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:
+            continue
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(data)
@@ -36,9 +47,17 @@ def atomic_write(path: Path, data: bytes) -> None:
             os.fsync(out.fileno())
         os.replace(temporary, path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
     fsync_folder(path.parent)
+
+
+def remove_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files that writes killed before their rename left in `folder`."""
+    removed = [p for p in Path(folder).glob(".*.tmp") if p.is_file()] if Path(folder).is_dir() else []
+    for leftover in removed:
+        leftover.unlink(missing_ok=True)
+    return removed
 
 
 def fsync_folder(folder: Path) -> None:
@@ -109,6 +128,30 @@ def set_random_states(tensors: dict[str, torch.Tensor], info: dict) -> None:
         torch.cuda.set_rng_state_all(cuda_states)
 
 
+def rank_random_states(device: torch.device) -> dict[str, torch.Tensor]:
+    """This process's random states as tensors only, so that DDP can gather every rank's into the
+    checkpoint rank 0 writes (CUDA: this rank's own device)."""
+    tensors, info = random_states()
+    tensors = {name: value for name, value in tensors.items() if not name.startswith("rng.cuda.")}
+    if device.type == "cuda":
+        tensors["rng.cuda"] = torch.cuda.get_rng_state(device)
+    python_gauss = info["python"][1]
+    _, numpy_pos, numpy_has_gauss, numpy_gauss = info["numpy"]
+    tensors["rng.scalars"] = torch.tensor([math.nan if python_gauss is None else python_gauss, numpy_pos,
+                                           numpy_has_gauss, numpy_gauss], dtype=torch.float64)
+    return tensors
+
+
+def set_rank_random_states(tensors: dict[str, torch.Tensor], device: torch.device) -> None:
+    """Restore what rank_random_states() returned."""
+    python_gauss, numpy_pos, numpy_has_gauss, numpy_gauss = tensors["rng.scalars"].tolist()
+    info = {"python": [random.getstate()[0], None if math.isnan(python_gauss) else python_gauss],
+            "numpy": ["MT19937", int(numpy_pos), int(numpy_has_gauss), numpy_gauss]}
+    set_random_states({name: value for name, value in tensors.items() if name != "rng.cuda"}, info)
+    if "rng.cuda" in tensors and device.type == "cuda":
+        torch.cuda.set_rng_state(tensors["rng.cuda"], device)
+
+
 # --- optimizer state -----------------------------------------------------------------------------
 
 def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -142,19 +185,26 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch
 
 # --- checkpoints ---------------------------------------------------------------------------------
 
+def checkpoint_path(folder: Path, global_step: int) -> Path:
+    return Path(folder) / f"step-{global_step:09d}.safetensors"
+
+
 def save_checkpoint(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, progress: dict,
-                    keep: int, extra: dict | None = None) -> Path:
-    """Write checkpoints/step-<global step>.safetensors atomically, then prune to the newest `keep`."""
+                    keep: int, extra: dict | None = None, more: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write checkpoints/step-<global step>.safetensors atomically, then prune to the newest `keep`.
+    `more`: further tensors to store (the other DDP ranks' random states)."""
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {f"model.{name}": value for name, value in model.state_dict().items()}
     optimizer_part, optimizer_info = optimizer_tensors(optimizer)
     random_part, random_info = random_states()
     tensors.update(optimizer_part)
     tensors.update(random_part)
+    tensors.update(more or {})
     metadata = {"progress": progress, "optimizer": optimizer_info, "random": random_info, "extra": extra or {}}
-    path = folder / f"step-{progress['global_step']:09d}.safetensors"
+    path = checkpoint_path(folder, progress["global_step"])
     save_tensors(path, tensors, metadata)
-    for old in list_checkpoints(folder)[:-keep]:
+    older = [p for p in list_checkpoints(folder) if p.name < path.name]  # never a newer one, nor this one
+    for old in older[:max(0, len(older) - (keep - 1))]:
         old.unlink(missing_ok=True)
     return path
 
@@ -170,7 +220,10 @@ def load_latest(folder: Path, log=print) -> tuple[dict[str, torch.Tensor], dict]
     """The newest checkpoint that loads, skipping (and reporting) damaged ones; None when there is none."""
     for path in reversed(list_checkpoints(folder)):
         try:
-            return load_tensors(path)
+            tensors, metadata = load_tensors(path)
+            if not {"progress", "optimizer", "random"} <= metadata.keys():
+                raise CheckpointError(f"{path} is not a digitlab checkpoint (its metadata lacks the progress record)")
+            return tensors, metadata
         except CheckpointError as error:
             log(f"warning: skipping unreadable checkpoint: {error}")
     return None

@@ -152,6 +152,7 @@ def _fill_cache(cache: Path, fetch) -> None:
             # Store uncompressed: reading raw bytes is faster than inflating on every run.
             data = read_bytes(temporary)
             temporary.write_bytes(data)
+            temporary.chmod(0o644)  # mkstemp makes it private; a cache is ordinary readable data
             os.replace(temporary, final)
     finally:
         for temporary, _ in staged:

@@ -6,7 +6,8 @@ timed apart, and checkpoint writes are excluded from (and recorded beside) the t
 from __future__ import annotations
 
 import contextlib
-import math
+import dataclasses
+import os
 import random
 import signal
 import time
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from digitlab import checkpoint, distributed, report, runs
+from digitlab import checkpoint, distributed, report, resume, runs
 from digitlab.config import ConfigError, TrainConfig
 from digitlab.data import Dataset, batch_indices, epoch_order, load, normalize, num_batches, prepare
 from digitlab.models import build_from_config
@@ -37,7 +38,11 @@ class TrainingError(RuntimeError):
 
 
 class Interrupted(TrainingError):
-    exit_code = 130
+    """Stopped by Ctrl-C or SIGTERM after writing a checkpoint; exits 128 + the signal's number."""
+
+    def __init__(self, message: str, signal_name: str | None):
+        super().__init__(message)
+        self.exit_code = 128 + (signal.Signals[signal_name].value if signal_name else signal.SIGINT.value)
 
 
 @dataclass
@@ -62,7 +67,7 @@ class Session:
     device: torch.device
     context: distributed.Context
     run_dir: Path
-    stop_signal: list = field(default_factory=list)  # names of signals received
+    stop_signal: list = field(default_factory=list)  # names of signals received (resume.stop_requests)
 
 
 def resolve_device(name: str, context: distributed.Context) -> torch.device:
@@ -80,9 +85,14 @@ def resolve_device(name: str, context: distributed.Context) -> torch.device:
     return device
 
 
-def configure(config: TrainConfig) -> None:
-    torch.set_num_threads(config.threads or runs.physical_cores())
+def configure(config: TrainConfig, context: distributed.Context) -> None:
+    # Processes on one machine share its cores.
+    torch.set_num_threads(config.threads or max(1, runs.physical_cores() // context.local_world_size))
+    if config.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS is deterministic only with it
     torch.use_deterministic_algorithms(config.deterministic)
+    torch.backends.cudnn.deterministic = config.deterministic
+    torch.backends.cudnn.benchmark = False
 
 
 def synchronize(device: torch.device) -> None:
@@ -139,7 +149,8 @@ def train_epoch(session: Session, images: torch.Tensor, labels: torch.Tensor, pr
         index = index[context.rank::context.world_size].to(device, non_blocking=True)  # this rank's share
         session.optimizer.zero_grad(set_to_none=True)
         loss = torch.zeros((), device=device)
-        chunks = index.split(config.micro_batch)  # gradients of the micro-batches add up to the whole batch's
+        # The micro-batches' gradients add up to the whole batch's.
+        chunks = index.split(config.micro_batch or len(index))
         for number, chunk in enumerate(chunks):
             with gradient_sync(session, number == len(chunks) - 1):
                 with autocast(device, config.precision):
@@ -152,8 +163,12 @@ def train_epoch(session: Session, images: torch.Tensor, labels: torch.Tensor, pr
             loss += chunk_loss.detach()
         if session.scaler is not None:
             session.scaler.unscale_(session.optimizer)
-        grad_norm = torch.nn.utils.clip_grad_norm_(session.model.parameters(), math.inf)
-        if not is_finite(session, loss, grad_norm):
+        grad_norm = torch.nn.utils.get_total_norm([p.grad for p in session.model.parameters()
+                                                   if p.grad is not None])
+        # One all-reduce: every rank diverges, and stops, at the same step.
+        bad, stop = distributed.any_rank([not is_finite(session, loss, grad_norm), bool(session.stop_signal)],
+                                         context, device)
+        if bad:
             raise diverged(session, progress, loss, losses, first_step)
         if session.scaler is not None:
             session.scaler.step(session.optimizer)
@@ -165,17 +180,14 @@ def train_epoch(session: Session, images: torch.Tensor, labels: torch.Tensor, pr
         if bar is not None:
             bar.update(1)
         due = config.checkpoint_every and progress.global_step % config.checkpoint_every == 0
-        stop = distributed.any_rank(bool(session.stop_signal), context, device)
-        if (due or stop) and progress.step < steps:
+        if (due or stop) and progress.step < steps:  # at the epoch's end, the epoch-end checkpoint serves
             synchronize(device)
             progress.epoch_seconds += time.perf_counter() - started
             record_steps(session, progress, losses, first_step)
             first_step = progress.step
             save_checkpoint(session, progress)
             if stop:
-                raise Interrupted(f"stopped by {session.stop_signal[0] if session.stop_signal else 'a signal'} "
-                                  f"at epoch {progress.epoch + 1}, step {progress.step}; a checkpoint was written. "
-                                  f"Continue with: digitlab train --resume {session.run_dir}")
+                raise interrupted(session, f"at epoch {progress.epoch + 1}, step {progress.step}")
             synchronize(device)
             started = time.perf_counter()
     synchronize(device)
@@ -190,6 +202,13 @@ def gradient_sync(session: Session, last: bool):
     return session.trained.no_sync()
 
 
+def interrupted(session: Session, where: str) -> Interrupted:
+    name = session.stop_signal[0] if session.stop_signal else None
+    launcher = f"torchrun --nproc_per_node={session.context.local_world_size} -m " if session.context.enabled else ""
+    return Interrupted(f"stopped by {name or 'a signal to another process'} {where}; a checkpoint was written. "
+                       f"Continue with: {launcher}digitlab train --resume {session.run_dir}", name)
+
+
 def is_finite(session: Session, loss: torch.Tensor, grad_norm: torch.Tensor) -> bool:
     """fp16's grad scaler skips steps with non-finite gradients itself; otherwise both must be finite."""
     return bool(torch.isfinite(loss)) and (session.scaler is not None or bool(torch.isfinite(grad_norm)))
@@ -197,21 +216,27 @@ def is_finite(session: Session, loss: torch.Tensor, grad_norm: torch.Tensor) -> 
 
 def diverged(session: Session, progress: Progress, loss: torch.Tensor, losses: torch.Tensor,
              first_step: int) -> TrainingError:
-    """Record the steps taken, checkpoint the state before the bad step, and build the error to raise."""
+    """Record the steps taken, checkpoint the weights this step started from (if finite, and unless a
+    checkpoint of that step exists: it is kept as it is), and build the error to raise."""
     record_steps(session, progress, losses, first_step)
-    save_checkpoint(session, progress)
-    what = "loss" if not torch.isfinite(loss) else "gradient norm"
+    finite = all(bool(torch.isfinite(p).all()) for p in session.model.parameters())  # the same on every rank
+    if finite:
+        save_checkpoint(session, progress, overwrite=False)
+    what = "loss" if not torch.isfinite(loss) else "gradient norm"  # this rank's loss; the norm is all-reduced
     last = f"{progress.last_finite_loss:.4g}" if progress.last_finite_loss is not None else "none yet"
+    kept = (f"The weights before this step are checkpointed in {session.run_dir}." if finite else
+            f"The weights before this step are not finite (the previous update overflowed) and were not "
+            f"checkpointed; the newest checkpoint in {session.run_dir}, if any, is the last good state.")
     return TrainingError(f"training diverged at epoch {progress.epoch + 1}, step {progress.step + 1} (global step "
-                         f"{progress.global_step + 1}): the {what} is not finite (last finite loss {last}); the "
-                         f"weights before this step are checkpointed in {session.run_dir}. Try a lower learning "
-                         f"rate, e.g. --lr {session.config.lr / 10:g}")
+                         f"{progress.global_step + 1}): the {what} is not finite (last finite loss {last}). {kept} "
+                         f"Try a lower learning rate in a new run, e.g. --lr {session.config.lr / 10:g}")
 
 
 def record_steps(session: Session, progress: Progress, losses: torch.Tensor, first_step: int) -> list[float]:
     """Write the step rows taken since `first_step` (rank 0 only); return their losses."""
     taken = distributed.average(losses[first_step:progress.step], session.context).tolist()
-    progress.epoch_loss_sum += sum(taken)
+    for value in taken:  # one running sum, in step order: the same however checkpoints cut the epoch
+        progress.epoch_loss_sum += value
     progress.last_finite_loss = taken[-1] if taken else progress.last_finite_loss
     if session.context.is_main:
         base = progress.global_step - len(taken)
@@ -221,24 +246,19 @@ def record_steps(session: Session, progress: Progress, losses: torch.Tensor, fir
     return taken
 
 
-def save_checkpoint(session: Session, progress: Progress) -> None:
-    if not session.context.is_main:
-        return
-    started = time.perf_counter()
-    extra = {"scaler": session.scaler.state_dict() if session.scaler is not None else None}
-    checkpoint.save_checkpoint(session.run_dir / runs.CHECKPOINTS, session.model, session.optimizer,
-                               vars(progress).copy(), session.config.keep_checkpoints, extra)
-    runs.append_rows(session.run_dir / "checkpoints.jsonl", [
-        {"global_step": progress.global_step, "seconds": time.perf_counter() - started}])
+def save_checkpoint(session: Session, progress: Progress, overwrite: bool = True) -> None:
+    """Every rank calls this; rank 0 writes (see resume.save)."""
+    resume.save(session, dataclasses.asdict(progress), overwrite)
 
 
 def fit(config: TrainConfig, dataset: Dataset | None = None, resume: bool = False, log=print) -> Path:
-    """Train per `config` (continuing its run directory when `resume`); return the finished run directory."""
+    """Train per `config` (continuing its run directory when `resume`); return the finished run directory.
+    Under torchrun, every process calls this; rank 0 alone logs and writes the run directory."""
     config.validate()
     context = distributed.context_from_environment()
     log = log if context.is_main else (lambda *args, **kwargs: None)
     device = resolve_device(config.device, context)
-    configure(config)
+    configure(config, context)
     distributed.init(context, device)
     try:
         return _fit(config, dataset, resume, log, context, device)
@@ -246,9 +266,11 @@ def fit(config: TrainConfig, dataset: Dataset | None = None, resume: bool = Fals
         distributed.shutdown(context)
 
 
-def _fit(config, dataset, resume, log, context, device) -> Path:
-    data = prepare(dataset if dataset is not None else load(config.data_dir, log=log), config.val_size,
-                   config.train_limit, config.test_limit, config.seed)
+def _fit(config, dataset, is_resumed, log, context, device) -> Path:
+    if dataset is None:
+        with distributed.main_first(context):  # rank 0 fetches into the cache; the others then read it
+            dataset = load(config.data_dir, log=log)
+    data = prepare(dataset, config.val_size, config.train_limit, config.test_limit, config.seed)
     if config.batch_size > len(data.train_images):
         raise ConfigError(f"--batch-size {config.batch_size} is larger than the training set "
                           f"({len(data.train_images)} examples); choose at most {len(data.train_images)}")
@@ -261,10 +283,15 @@ def _fit(config, dataset, resume, log, context, device) -> Path:
     # Resolved here so config.json records what ran.
     micro_batch = config.micro_batch or (CPU_MICRO_BATCH if device.type == "cpu" else config.batch_size)
     config = config.replace(run_dir=str(run_dir), micro_batch=micro_batch)
-    if context.is_main and not resume:
-        runs.create(run_dir, config, runs.environment(device) | {"world_size": context.world_size,
-                                                                "data_source": data.source,
-                                                                "data_verified": data.verified})
+    # On the CPU, and on a GPU with --deterministic, a resumed run's weights equal an uninterrupted run's.
+    bit_identical = device.type == "cpu" or config.deterministic
+    if not bit_identical:
+        log("note: without --deterministic, GPU kernels may differ run to run: a resumed run will not be "
+            "bit-identical to an uninterrupted one (recorded in env.json)")
+    if context.is_main and not is_resumed:
+        runs.create(run_dir, config, runs.environment(device) | {
+            "world_size": context.world_size, "data_source": data.source, "data_verified": data.verified,
+            "deterministic": config.deterministic, "bit_identical_resume": bit_identical})
 
     seed_everything(config.seed)
     model = build_from_config(config, data.image_shape, data.num_classes).to(device)
@@ -274,8 +301,10 @@ def _fit(config, dataset, resume, log, context, device) -> Path:
     session = Session(config, model, distributed.wrap(model, context, device), optimizer, scaler, device,
                       context, run_dir)
     progress = Progress()
-    if resume:
-        progress = restore(session, log)
+    saved = resume.restore(session, log) if is_resumed else None
+    if saved is not None:
+        known = {f.name for f in dataclasses.fields(Progress)}
+        progress = Progress(**{name: value for name, value in saved.items() if name in known})
 
     # Data lives on the device, normalised once: batching is then index slicing, with no per-sample work.
     train_images, train_labels = normalize(data.train_images).to(device), data.train_labels.to(device)
@@ -289,7 +318,7 @@ def _fit(config, dataset, resume, log, context, device) -> Path:
             f"{config.precision}) on {len(train_images)} examples, {steps} steps per epoch, device {device}, "
             f"{torch.get_num_threads()} threads, data from {data.source}")
     table.header()
-    with handle_signals(session):
+    with resume.stop_requests(session.stop_signal):
         while progress.epoch < config.epochs:
             with report.progress_bar(steps, progress.step, f"epoch {progress.epoch + 1}/{config.epochs}",
                                      config.progress if context.is_main else "none") as bar:
@@ -314,9 +343,9 @@ def _fit(config, dataset, resume, log, context, device) -> Path:
             progress = Progress(epoch=progress.epoch + 1, global_step=progress.global_step,
                                 last_finite_loss=progress.last_finite_loss)
             save_checkpoint(session, progress)
-            if session.stop_signal:
-                raise Interrupted(f"stopped by {session.stop_signal[0]} after epoch {progress.epoch}; a checkpoint "
-                                  f"was written. Continue with: digitlab train --resume {run_dir}")
+            stop, = distributed.any_rank([bool(session.stop_signal)], context, device)
+            if stop and progress.epoch < config.epochs:  # after the last epoch, finishing is quicker
+                raise interrupted(session, f"after epoch {progress.epoch}")
 
     if context.is_main:
         rows = runs.read_rows(run_dir / runs.METRICS)
@@ -326,39 +355,8 @@ def _fit(config, dataset, resume, log, context, device) -> Path:
             "final": rows[-1], "epochs": len(rows),
             "train_seconds_total": sum(r["train/seconds"] for r in rows),
             "peak_rss_mb": report.peak_rss_mb(), "deterministic": config.deterministic,
-            "initial_weights_sha256": initial_weights,
-            "bit_reproducible": device.type == "cpu" or config.deterministic})
+            "initial_weights_sha256": initial_weights, "world_size": context.world_size,
+            "bit_reproducible": bit_identical})
     log(f"run directory: {run_dir}")
     return run_dir
 
-
-def restore(session: Session, log) -> Progress:
-    """Load the newest whole checkpoint and cut the metric files back to it."""
-    loaded = checkpoint.load_latest(session.run_dir / runs.CHECKPOINTS, log=log)
-    if loaded is None:
-        raise runs.RunError(f"{session.run_dir} has no readable checkpoint to resume from; start a new run")
-    tensors, metadata = loaded
-    progress = Progress(**checkpoint.restore(session.model, session.optimizer, tensors, metadata))
-    if session.scaler is not None and metadata["extra"].get("scaler"):
-        session.scaler.load_state_dict(metadata["extra"]["scaler"])
-    if session.context.is_main:
-        runs.truncate_rows(session.run_dir / runs.STEPS, lambda row: row["global_step"] <= progress.global_step)
-        runs.truncate_rows(session.run_dir / runs.METRICS, lambda row: row["epoch"] <= progress.epoch)
-        (session.run_dir / runs.RESULT).unlink(missing_ok=True)
-    log(f"resuming {session.run_dir} at epoch {progress.epoch + 1}, step {progress.step} "
-        f"(global step {progress.global_step})")
-    return progress
-
-
-@contextlib.contextmanager
-def handle_signals(session: Session):
-    """Ctrl-C and SIGTERM ask for a checkpoint at the next step boundary instead of killing the run."""
-    def request_stop(number, _frame):
-        session.stop_signal.append(signal.Signals(number).name)
-
-    previous = {number: signal.signal(number, request_stop) for number in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
