@@ -244,7 +244,7 @@ def header(manifest: dict, records: list[dict]) -> list[str]:
     seconds = sum(row["train/seconds"] + row["eval/seconds"] for r in records for row in r["epochs"])
     finished = sum(r["finished"] or r["diverged"] for r in records)
     lines += ["# Reproduction of Su (2018), Tables 2-4 and Figure 3", "",
-              "- Made by: " + "; then ".join(f"`{command}`" for command in manifest["commands"]),
+              "- Made by: " + "; then ".join(f"`{command}`" for command in manifest.get("commands", [])),
               f"- Precision: {manifest['precision']}; seeds: {', '.join(map(str, manifest['seeds']))}",
               f"- Machine: {env.get('device_name', platform.processor())}, {env.get('threads', '?')} threads, "
               f"torch {env.get('torch', torch.__version__)}, Python {env.get('python', platform.python_version())}",

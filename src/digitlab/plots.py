@@ -40,6 +40,12 @@ def table_figure(path: Path, title: str, ours: dict[str, dict], paper: dict) -> 
                   yscale="log")
     for axis in (acc_axis, time_axis):
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _finish(figure, (acc_axis, time_axis), title, path)
+
+
+def _finish(figure, axes, title: str, path: Path) -> None:
+    """Grid and legend on every panel, the title, and the PNG."""
+    for axis in axes:
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
     figure.suptitle(title)
@@ -74,10 +80,4 @@ def optimizer_figure(path: Path, title: str, panels: list[tuple[str, dict[str, d
                       ylabel="cross-entropy loss (raw faint, smoothed bold)")
         acc_axis.set(title=f"{panel_title}: test accuracy", xlabel="epoch", ylabel="test accuracy (%)")
         acc_axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-        for axis in (loss_axis, acc_axis):
-            axis.grid(alpha=0.3)
-            axis.legend(fontsize=8)
-    figure.suptitle(title)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    _finish(figure, axes.flatten(), title, path)
