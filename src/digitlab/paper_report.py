@@ -62,7 +62,8 @@ def table_series(records: list[dict], batch_size: int, epochs: int) -> dict[str,
         entry["acc"].append([row["test/acc"] for row in record["epochs"]])
         entry["seconds"].append([row["train/seconds"] for row in record["epochs"]])
         entry["seeds"].append(config["seed"])
-    return series
+    order = ["lstm", "blstm-paper", "blstm-final"]  # the paper's two rows, then the sound head
+    return {label: series[label] for label in sorted(series, key=lambda label: (order + [label]).index(label))}
 
 
 def table_section(name: str, records: list[dict], paper: dict, figures: Path) -> tuple[list[str], dict]:
@@ -108,8 +109,10 @@ def claims(series: dict, summary: dict) -> list[str]:
         holds = "holds" if 2.5 <= ratio.mean <= 3.5 else "does not hold"
         lines.append(f"- (1) {label} takes about three times as long as LSTM per epoch: ratio "
                      f"{ratio.format(digits=2)}, so the claim {holds} here.")
-        count = min(len(lstm["acc"]), len(other["acc"]))
-        test = paired([run[-1] for run in lstm["acc"][:count]], [run[-1] for run in other["acc"][:count]])
+        lstm_final = dict(zip(lstm["seeds"], (run[-1] for run in lstm["acc"])))
+        other_final = dict(zip(other["seeds"], (run[-1] for run in other["acc"])))
+        seeds = sorted(set(lstm_final) & set(other_final))  # paired by seed: same data order and init seed
+        test = paired([lstm_final[seed] for seed in seeds], [other_final[seed] for seed in seeds])
         difference = test.difference
         if difference.n < 2:
             verdict = "one seed only: no interval, so no conclusion"
@@ -119,7 +122,7 @@ def claims(series: dict, summary: dict) -> list[str]:
         else:
             verdict = "not significant (the interval covers zero)"
         lines.append(f"- (2) LSTM at least as accurate as {label} after the last epoch: LSTM - {label} = "
-                     f"{difference.format(scale=100)} points (paired over {difference.n} seeds"
+                     f"{difference.format(scale=100)} points (paired over {difference.n} seed{'s' if difference.n != 1 else ''}"
                      f"{'' if test.p_value != test.p_value else f', p = {test.p_value:.3f}'}): {verdict}.")
         summary.setdefault("claims", {})[label] = {"time_ratio": ratio.__dict__, "acc_difference": difference.__dict__,
                                                    "p_value": test.p_value, "significant": test.significant}
@@ -198,11 +201,12 @@ def build(out: Path) -> Path:
     figures = out / "figures"
     figures.mkdir(exist_ok=True)
     paper = paper_tables()
-    lines, summaries = header(manifest, records), {}
+    lines, summaries, sections = header(manifest, records), {}, []
     for name in ("table2", "table3", "table4"):
         if name in manifest["experiments"]:
             section, summaries[name] = table_section(name, records, paper, figures)
-            lines += section
+            sections += section
+    lines += key_table(records, paper) + sections
     if "figure3" in manifest["experiments"]:
         section, summaries["figure3"] = figure3_section(records, figures)
         lines += section
@@ -224,6 +228,26 @@ def build(out: Path) -> Path:
     report = out / "REPORT.md"
     report.write_text("\n".join(lines) + "\n")
     return report
+
+
+def key_table(records: list[dict], paper: dict) -> list[str]:
+    """Final-epoch accuracy and mean seconds per epoch, ours beside the paper's, for every table row."""
+    lines = ["## Summary: last epoch of each table", "",
+             "| table | row | seeds | test acc % (ours, mean [95% CI]) | test acc % (paper) | s/epoch (ours) | s/epoch (paper) |",
+             "|---|---|---|---|---|---|---|"]
+    for name, (batch_size, epochs) in PAPER_TABLES.items():
+        reference = paper["tables"][name]
+        for label, series in table_series(records, batch_size, epochs).items():
+            model = label.split("-")[0]
+            accuracy = summarize([run[-1] for run in series["acc"]])
+            seconds = summarize([sum(run) / len(run) for run in series["seconds"]])
+            interval = f" [{100 * accuracy.low:.2f}, {100 * accuracy.high:.2f}]" if accuracy.n > 1 else ""
+            paper_acc = reference["test_accuracy_percent"][model][-1] if label != "blstm-final" else None
+            paper_seconds = reference["train_seconds"][model]
+            lines.append(f"| {name} | {label} | {accuracy.n} | {100 * accuracy.mean:.2f}{interval} | "
+                         f"{'-' if paper_acc is None else f'{paper_acc:.2f}'} | {seconds.mean:.1f} | "
+                         f"{'-' if label == 'blstm-final' else f'{sum(paper_seconds) / len(paper_seconds):.0f}'} |")
+    return lines + ["", "The paper has no `blstm-final` row: it is the sound head, added to test claim (2).", ""]
 
 
 def experiment_of(record: dict) -> str:
