@@ -169,7 +169,7 @@ def train_epoch(session: Session, images: torch.Tensor, labels: torch.Tensor, pr
         bad, stop = distributed.any_rank([not is_finite(session, loss, grad_norm), bool(session.stop_signal)],
                                          context, device)
         if bad:
-            raise diverged(session, progress, loss, losses, first_step)
+            raise diverged(session, progress, loss, grad_norm, losses, first_step)
         if session.scaler is not None:
             session.scaler.step(session.optimizer)
             session.scaler.update()
@@ -203,8 +203,11 @@ def gradient_sync(session: Session, last: bool):
 
 
 def interrupted(session: Session, where: str) -> Interrupted:
-    name = session.stop_signal[0] if session.stop_signal else None
-    launcher = f"torchrun --nproc_per_node={session.context.local_world_size} -m " if session.context.enabled else ""
+    name, context = (session.stop_signal[0] if session.stop_signal else None), session.context
+    launcher = "" if not context.enabled else (
+        f"torchrun --nproc_per_node={context.local_world_size} -m " if context.world_size == context.local_world_size
+        else f"torchrun --nnodes={context.world_size // context.local_world_size} --nproc_per_node="
+             f"{context.local_world_size} (and your rendezvous flags) -m ")
     return Interrupted(f"stopped by {name or 'a signal to another process'} {where}; a checkpoint was written. "
                        f"Continue with: {launcher}digitlab train --resume {session.run_dir}", name)
 
@@ -214,15 +217,16 @@ def is_finite(session: Session, loss: torch.Tensor, grad_norm: torch.Tensor) -> 
     return bool(torch.isfinite(loss)) and (session.scaler is not None or bool(torch.isfinite(grad_norm)))
 
 
-def diverged(session: Session, progress: Progress, loss: torch.Tensor, losses: torch.Tensor,
-             first_step: int) -> TrainingError:
+def diverged(session: Session, progress: Progress, loss: torch.Tensor, grad_norm: torch.Tensor,
+             losses: torch.Tensor, first_step: int) -> TrainingError:
     """Record the steps taken, checkpoint the weights this step started from (if finite, and unless a
     checkpoint of that step exists: it is kept as it is), and build the error to raise."""
     record_steps(session, progress, losses, first_step)
     finite = all(bool(torch.isfinite(p).all()) for p in session.model.parameters())  # the same on every rank
     if finite:
         save_checkpoint(session, progress, overwrite=False)
-    what = "loss" if not torch.isfinite(loss) else "gradient norm"  # this rank's loss; the norm is all-reduced
+    what = ("loss" if not torch.isfinite(loss) else "gradient norm" if not torch.isfinite(grad_norm)
+            else "loss of another process")
     last = f"{progress.last_finite_loss:.4g}" if progress.last_finite_loss is not None else "none yet"
     kept = (f"The weights before this step are checkpointed in {session.run_dir}." if finite else
             f"The weights before this step are not finite (the previous update overflowed) and were not "
