@@ -57,7 +57,7 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
                 group.add_argument(flag, action="store_true", default=argparse.SUPPRESS, help=text)
             else:
                 group.add_argument(flag, type=kind, default=argparse.SUPPRESS, metavar=name.split("_")[-1].upper(),
-                                   help=f"{text} (default: {default})")
+                                   help=text if default is None else f"{text} (default: {default})")
 
 
 def build_parser() -> argparse.ArgumentParser:
