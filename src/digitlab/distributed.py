@@ -6,12 +6,27 @@ all ranks at the same point of the program.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+
+
+# The latest collectives' handles (and so their tensors), kept referenced by this thread. Gloo's worker thread
+# drops its own reference to a collective after the call has returned; were it the last one, freeing the
+# tensors would need the GIL. When the process then exits, the process group's destructor joins that thread
+# while holding the GIL, and the two wait for each other forever (pytorch/pytorch#56297, seen here: a 2-process
+# run stopped by SIGTERM hung at exit in about 1 of 4 tries). Each collective below goes through _run().
+_RECENT_WORK: collections.deque = collections.deque(maxlen=64)
+
+
+def _run(work) -> None:
+    """Wait for an async collective, and keep its handle until 64 newer ones have run."""
+    work.wait()
+    _RECENT_WORK.append(work)
 
 
 @dataclass(frozen=True)
@@ -41,8 +56,12 @@ def init(context: Context, device: torch.device) -> None:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
 
 
-def shutdown(context: Context) -> None:
+def shutdown(context: Context, together: bool) -> None:
+    """Leave the process group. `together`: every rank is shutting down at this point (a finished run, or a
+    stop all ranks agreed on); a barrier then lets gloo's worker threads finish before the group goes."""
     if context.enabled and dist.is_initialized():
+        if together:
+            dist.barrier()
         dist.destroy_process_group()
 
 
@@ -69,7 +88,7 @@ def average(tensor: torch.Tensor, context: Context) -> torch.Tensor:
     if not context.enabled:
         return tensor
     total = tensor.clone()
-    dist.all_reduce(total)
+    _run(dist.all_reduce(total, async_op=True))
     return total / context.world_size
 
 
@@ -78,7 +97,7 @@ def any_rank(flags: list[bool], context: Context, device: torch.device) -> list[
     if not context.enabled:
         return list(flags)
     values = torch.tensor([1.0 if flag else 0.0 for flag in flags], device=device)
-    dist.all_reduce(values, op=dist.ReduceOp.MAX)
+    _run(dist.all_reduce(values, op=dist.ReduceOp.MAX, async_op=True))
     return [bool(value > 0) for value in values.tolist()]
 
 
@@ -88,8 +107,8 @@ def all_equal(value: int, context: Context, device: torch.device) -> bool:
         return True
     low = torch.tensor([value], dtype=torch.int64, device=device)
     high = low.clone()
-    dist.all_reduce(low, op=dist.ReduceOp.MIN)
-    dist.all_reduce(high, op=dist.ReduceOp.MAX)
+    _run(dist.all_reduce(low, op=dist.ReduceOp.MIN, async_op=True))
+    _run(dist.all_reduce(high, op=dist.ReduceOp.MAX, async_op=True))
     return bool(low.item() == high.item())
 
 
@@ -101,7 +120,7 @@ def gather(tensors: dict[str, torch.Tensor], context: Context, device: torch.dev
     for name in sorted(tensors):
         local = tensors[name].to(device)
         parts = [torch.empty_like(local) for _ in range(context.world_size)]
-        dist.all_gather(parts, local)
+        _run(dist.all_gather(parts, local, async_op=True))
         for rank, part in enumerate(parts):
             gathered[rank][name] = part.cpu()
     return gathered

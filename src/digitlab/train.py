@@ -265,9 +265,15 @@ def fit(config: TrainConfig, dataset: Dataset | None = None, resume: bool = Fals
     configure(config, context)
     distributed.init(context, device)
     try:
-        return _fit(config, dataset, resume, log, context, device)
-    finally:
-        distributed.shutdown(context)
+        run_dir = _fit(config, dataset, resume, log, context, device)
+    except TrainingError:  # a divergence or a stop: every rank raises it at the same step
+        distributed.shutdown(context, together=True)
+        raise
+    except BaseException:
+        distributed.shutdown(context, together=False)
+        raise
+    distributed.shutdown(context, together=True)
+    return run_dir
 
 
 def _fit(config, dataset, is_resumed, log, context, device) -> Path:
