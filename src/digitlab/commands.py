@@ -1,41 +1,47 @@
-"""One function per CLI subcommand: the work behind `digitlab data|models|train|evaluate|predict`."""
+"""One function per CLI subcommand: the work behind `digitlab data|models|train|evaluate|predict|reproduce|report`."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
 
-from digitlab import data as datasets
-from digitlab import report as reporting  # as: the `report` command below would shadow the module
-from digitlab import runs
-from digitlab.config import RESUMABLE_CHANGES, ConfigError, TrainConfig
+from digitlab import console
+from digitlab.config import RESUMABLE_CHANGES, TrainConfig, flag
+from digitlab.data.dataset import Dataset, load, normalize
+from digitlab.errors import ConfigError
+from digitlab.inference.load import load_model
+from digitlab.inference.predict import probabilities
 from digitlab.models import MODELS, build, count_parameters
-from digitlab.predict import load_model, probabilities
-from digitlab.train import evaluate as evaluate_model
-from digitlab.train import fit
+from digitlab.store import rundir
+from digitlab.training.evaluate import confusion_matrix, evaluate
+from digitlab.training.fit import fit
 
 
-def train(given: dict, resume: str | None = None) -> Path:
-    """Train with the flags given; with `resume`, continue that run with its saved config."""
-    if resume is None:
+def train(given: dict, resume_dir: str | None = None) -> Path:
+    """Train with the flags given; with `resume_dir`, continue that run with its saved config."""
+    if resume_dir is None:
         return fit(TrainConfig(**given))
-    config = runs.load_config(Path(resume))
+    config = rundir.load_config(Path(resume_dir))
     changed = {name for name, value in given.items() if getattr(config, name) != value} - {"run_dir"}
     if changed - RESUMABLE_CHANGES:
-        raise ConfigError(f"--resume keeps the run's own settings; drop {', '.join(sorted(changed - RESUMABLE_CHANGES))} "
-                          f"(only {', '.join(sorted(RESUMABLE_CHANGES - {'run_dir'}))} may change)")
-    return fit(config.replace(**given, run_dir=resume), resume=True)
+        refused = ", ".join(flag(name) for name in sorted(changed - RESUMABLE_CHANGES))
+        allowed = ", ".join(flag(name) for name in sorted(RESUMABLE_CHANGES - {"run_dir"}))
+        raise ConfigError(f"--resume keeps the run's own settings; drop {refused} (only {allowed} may change)")
+    return fit(config.replace(**given, run_dir=resume_dir), resuming=True)
 
 
 def data(data_dir: str | None) -> None:
-    dataset = datasets.load(data_dir)
+    dataset = load(data_dir)
     print(f"source: {dataset.source}")
     print(f"verified: {'yes, the published MNIST sha256 sums match' if dataset.verified else 'no (not MNIST)'}")
     for name, digest in dataset.checksums.items():
         print(f"  sha256 {digest}  {name}")
     print(f"image size: {dataset.image_shape[0]}x{dataset.image_shape[1]}, classes: {dataset.num_classes}")
-    for split, images, labels in (("train", dataset.train_images, dataset.train_labels),
-                                  ("test", dataset.test_images, dataset.test_labels)):
+    for split, images, labels in (
+        ("train", dataset.train_images, dataset.train_labels),
+        ("test", dataset.test_images, dataset.test_labels),
+    ):
         counts = torch.bincount(labels, minlength=dataset.num_classes).tolist()
         pixels = images.double() / 255
         print(f"{split}: {len(labels)} examples; pixel mean {pixels.mean():.4f}, std {pixels.std():.4f}")
@@ -43,17 +49,20 @@ def data(data_dir: str | None) -> None:
 
 
 def models() -> None:
-    rows = [(name, (cls.__doc__ or "").strip().splitlines()[0], count_parameters(build(name, (28, 28), 10)))
-            for name, cls in MODELS.items()]
+    rows = [
+        (name, (cls.__doc__ or "").strip().splitlines()[0], count_parameters(build(name, (28, 28), 10)))
+        for name, cls in MODELS.items()
+    ]
     print("for 28x28 images and 10 classes, default sizes:")
-    print(reporting.format_models(rows))
+    print(console.format_models(rows))
 
 
-def evaluate(run_dir: str, data_dir: str | None) -> None:
+def evaluate_run(run_dir: str, data_dir: str | None) -> None:
     model, info = load_model(Path(run_dir))
     dataset = _matching_data(data_dir, info)
-    result = evaluate_model(model, datasets.normalize(dataset.test_images), dataset.test_labels, 2000)
-    print(reporting.format_evaluation(result, dataset.test_labels, info["num_classes"]))
+    result = evaluate(model, normalize(dataset.test_images), dataset.test_labels, 2000)
+    matrix = confusion_matrix(dataset.test_labels, result["predictions"], info["num_classes"])
+    print(console.format_evaluation(result, matrix))
 
 
 def predict(run_dir: str, samples: int, data_dir: str | None) -> None:
@@ -66,35 +75,46 @@ def predict(run_dir: str, samples: int, data_dir: str | None) -> None:
     probs = probabilities(model, dataset.test_images[chosen])
     for index, p in zip(chosen.tolist(), probs):
         label, guess = int(dataset.test_labels[index]), int(p.argmax())
-        print(f"test image {index}: predicted {guess} ({p[guess]:.1%}), true {label}"
-              f"{'' if guess == label else '  <- wrong'}")
-        print("\n".join("    " + line for line in reporting.ascii_digit(dataset.test_images[index])))
+        print(
+            f"test image {index}: predicted {guess} ({p[guess]:.1%}), true {label}"
+            f"{'' if guess == label else '  <- wrong'}"
+        )
+        print("\n".join("    " + line for line in console.ascii_digit(dataset.test_images[index])))
 
 
-def _matching_data(data_dir: str | None, info: dict) -> datasets.Dataset:
-    dataset = datasets.load(data_dir)
+def _matching_data(data_dir: str | None, info: dict) -> Dataset:
+    dataset = load(data_dir)
     if list(dataset.image_shape) != list(info["image_shape"]):
-        raise ConfigError(f"the model was trained on {info['image_shape']} images but this data has "
-                          f"{list(dataset.image_shape)}; pass the run's own --data-dir")
+        raise ConfigError(
+            f"the model was trained on {info['image_shape']} images but this data has "
+            f"{list(dataset.image_shape)}; pass the run's own --data-dir"
+        )
     if dataset.num_classes > info["num_classes"]:
-        raise ConfigError(f"the model was trained on {info['num_classes']} classes but this data has labels up to "
-                          f"{dataset.num_classes - 1}; pass the run's own --data-dir")
+        raise ConfigError(
+            f"the model was trained on {info['num_classes']} classes but this data has labels up to "
+            f"{dataset.num_classes - 1}; pass the run's own --data-dir"
+        )
     return dataset
 
 
-def reproduce(names: list[str], out: str, seeds: str, data_dir: str | None, precision: str, device: str,
-              threads: int, quick: bool, dry_run: bool, command: str) -> None:
-    from digitlab import experiments, paper_report
+def reproduce(
+    names: list[str], out: str, seeds: str, data_dir: str | None, precision: str, device: str, threads: int,
+    quick: bool, dry_run: bool, command: str,
+) -> None:  # fmt: skip
+    from digitlab.paper import experiments
+    from digitlab.paper.report import build as build_report
+    from digitlab.training.device import parse_device
 
     base = TrainConfig(data_dir=data_dir, precision=precision, device=device, threads=threads).validate()
+    parse_device(base.device)  # an unusable device fails now, not after the data has loaded
     cells = experiments.reproduce(names, Path(out), experiments.parse_seeds(seeds), base, quick, dry_run, command)
     if dry_run:
         print(experiments.describe(cells, Path(out), examples=60_000))
         return
-    print(f"report: {paper_report.build(Path(out))}")
+    print(f"report: {build_report(Path(out))}")
 
 
 def report(out: str) -> None:
-    from digitlab import paper_report
+    from digitlab.paper.report import build as build_report
 
-    print(f"report: {paper_report.build(Path(out))}")
+    print(f"report: {build_report(Path(out))}")

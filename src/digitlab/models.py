@@ -2,6 +2,7 @@
 
 Sequence models read an image as H time steps of W pixels (28 rows of 28 pixels for MNIST), as Su (2018).
 """
+
 from __future__ import annotations
 
 import inspect
@@ -15,8 +16,15 @@ class LSTMClassifier(nn.Module):
 
     default_hidden_size, default_num_layers = 128, 2
 
-    def __init__(self, image_height: int, image_width: int, num_classes: int, hidden_size: int = 128,
-                 num_layers: int = 2, dropout: float = 0.0):
+    def __init__(
+        self,
+        image_height: int,
+        image_width: int,
+        num_classes: int,
+        hidden_size: int = 128,
+        num_layers: int = 2,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         self.lstm = nn.LSTM(image_width, hidden_size, num_layers, batch_first=True, dropout=dropout)
         self.fc = nn.Linear(hidden_size, num_classes)
@@ -26,21 +34,31 @@ class LSTMClassifier(nn.Module):
         return self.fc(out[:, -1, :])  # (B, classes)
 
 
+BLSTM_HEADS = ("paper", "final")
+
+
 class BiLSTMClassifier(nn.Module):
     """The paper's BLSTM. head="paper" classifies from out[:, -1, :] as Su (2018) did, where the reverse
     direction has read only the last row; head="final" uses both directions' final states instead."""
 
     default_hidden_size, default_num_layers = 128, 2
 
-    def __init__(self, image_height: int, image_width: int, num_classes: int, hidden_size: int = 128,
-                 num_layers: int = 2, dropout: float = 0.0, head: str = "paper"):
+    def __init__(
+        self,
+        image_height: int,
+        image_width: int,
+        num_classes: int,
+        hidden_size: int = 128,
+        num_layers: int = 2,
+        dropout: float = 0.0,
+        head: str = "paper",
+    ):
         super().__init__()
-        if head not in ("paper", "final"):
-            raise ValueError(f"unknown BLSTM head {head!r}")
+        if head not in BLSTM_HEADS:
+            raise ValueError(f"unknown BLSTM head {head!r}; choose one of: {', '.join(BLSTM_HEADS)}")
         self.head = head
         self.skip_unused_steps = True  # paper head: compute only what out[:, -1, :] depends on (same result)
-        self.lstm = nn.LSTM(image_width, hidden_size, num_layers, batch_first=True, dropout=dropout,
-                            bidirectional=True)
+        self.lstm = nn.LSTM(image_width, hidden_size, num_layers, batch_first=True, dropout=dropout, bidirectional=True)
         self.fc = nn.Linear(2 * hidden_size, num_classes)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -61,15 +79,28 @@ class BiLSTMClassifier(nn.Module):
         """
         lstm, batch = self.lstm, images.shape[0]
         layers, hidden = lstm.num_layers, lstm.hidden_size
-        weights = [getattr(lstm, f"{kind}_l{layer}{direction}") for layer in range(layers)
-                   for direction in ("", "_reverse") for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        weights = [
+            getattr(lstm, f"{kind}_l{layer}{direction}")
+            for layer in range(layers)
+            for direction in ("", "_reverse")
+            for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        ]
         x = images
         if layers > 1:
             zeros = images.new_zeros(2 * (layers - 1), batch, hidden)
-            x, _, _ = torch.lstm(x, (zeros, zeros), weights[:8 * (layers - 1)], True, layers - 1, lstm.dropout,
-                                 self.training, True, True)  # (B, H, 2*hidden)
+            x, _, _ = torch.lstm(
+                x,
+                (zeros, zeros),
+                weights[: 8 * (layers - 1)],
+                True,
+                layers - 1,
+                lstm.dropout,
+                self.training,
+                True,
+                True,
+            )  # (B, H, 2*hidden)
             x = nn.functional.dropout(x, lstm.dropout, self.training)  # nn.LSTM drops out between layers
-        top = weights[8 * (layers - 1):]
+        top = weights[8 * (layers - 1) :]
         zeros = images.new_zeros(1, batch, hidden)
         forward_out, _, _ = torch.lstm(x, (zeros, zeros), top[:4], True, 1, 0.0, self.training, False, True)
         w_ih, w_hh, b_ih, b_hh = top[4:]
@@ -86,8 +117,15 @@ class GRUClassifier(nn.Module):
 
     default_hidden_size, default_num_layers = 128, 2
 
-    def __init__(self, image_height: int, image_width: int, num_classes: int, hidden_size: int = 128,
-                 num_layers: int = 2, dropout: float = 0.0):
+    def __init__(
+        self,
+        image_height: int,
+        image_width: int,
+        num_classes: int,
+        hidden_size: int = 128,
+        num_layers: int = 2,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         self.gru = nn.GRU(image_width, hidden_size, num_layers, batch_first=True, dropout=dropout)
         self.fc = nn.Linear(hidden_size, num_classes)
@@ -103,11 +141,20 @@ class ConvNet(nn.Module):
 
     default_hidden_size, default_num_layers = 1024, 2
 
-    def __init__(self, image_height: int, image_width: int, num_classes: int, hidden_size: int = 1024,
-                 num_layers: int = 2, dropout: float = 0.0):
+    def __init__(
+        self,
+        image_height: int,
+        image_width: int,
+        num_classes: int,
+        hidden_size: int = 1024,
+        num_layers: int = 2,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         if num_layers != 2:
-            raise ValueError("the cnn has exactly 2 fully connected layers; drop --num-layers")
+            raise ValueError(
+                f"the cnn has exactly 2 fully connected layers, got --num-layers {num_layers}; drop --num-layers"
+            )
         self.conv1 = nn.Conv2d(1, 32, kernel_size=5, padding=2)
         self.conv2 = nn.Conv2d(32, 64, kernel_size=5, padding=2)
         self.pool = nn.MaxPool2d(2)
@@ -129,8 +176,15 @@ class MLP(nn.Module):
 
     default_hidden_size, default_num_layers = 256, 2
 
-    def __init__(self, image_height: int, image_width: int, num_classes: int, hidden_size: int = 256,
-                 num_layers: int = 2, dropout: float = 0.0):
+    def __init__(
+        self,
+        image_height: int,
+        image_width: int,
+        num_classes: int,
+        hidden_size: int = 256,
+        num_layers: int = 2,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         layers: list[nn.Module] = []
         width = image_height * image_width
@@ -147,21 +201,34 @@ class MLP(nn.Module):
 MODELS = {"lstm": LSTMClassifier, "blstm": BiLSTMClassifier, "gru": GRUClassifier, "cnn": ConvNet, "mlp": MLP}
 
 
-def build(name: str, image_shape: tuple[int, int], num_classes: int, hidden_size: int | None = None,
-          num_layers: int | None = None, dropout: float = 0.0, head: str = "paper") -> nn.Module:
+def build(
+    name: str,
+    image_shape: tuple[int, int],
+    num_classes: int,
+    hidden_size: int | None = None,
+    num_layers: int | None = None,
+    dropout: float = 0.0,
+    head: str = "paper",
+) -> nn.Module:
     """Instantiate MODELS[name]; None sizes take the model's own defaults."""
     cls = MODELS[name]
-    kwargs = dict(image_height=image_shape[0], image_width=image_shape[1], num_classes=num_classes,
-                  hidden_size=hidden_size or cls.default_hidden_size,
-                  num_layers=num_layers or cls.default_num_layers, dropout=dropout)
+    kwargs = dict(
+        image_height=image_shape[0],
+        image_width=image_shape[1],
+        num_classes=num_classes,
+        hidden_size=hidden_size or cls.default_hidden_size,
+        num_layers=num_layers or cls.default_num_layers,
+        dropout=dropout,
+    )
     if "head" in inspect.signature(cls).parameters:
         kwargs["head"] = head
     return cls(**kwargs)
 
 
 def build_from_config(config, image_shape: tuple[int, int], num_classes: int) -> nn.Module:
-    return build(config.model, image_shape, num_classes, config.hidden_size, config.num_layers, config.dropout,
-                 config.blstm_head)
+    return build(
+        config.model, image_shape, num_classes, config.hidden_size, config.num_layers, config.dropout, config.blstm_head
+    )
 
 
 def count_parameters(model: nn.Module) -> int:

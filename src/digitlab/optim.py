@@ -2,6 +2,7 @@
 
 The first four carry Su (2018)'s settings; adding one is one function and one line in the dict.
 """
+
 from __future__ import annotations
 
 import torch

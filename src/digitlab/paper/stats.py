@@ -1,4 +1,5 @@
 """Statistics over seeds: mean, standard deviation, t-based 95% confidence intervals, paired tests."""
+
 from __future__ import annotations
 
 import math

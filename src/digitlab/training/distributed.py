@@ -4,6 +4,7 @@ torchrun sets RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE and the rendezvous 
 training is a single process and nothing here does anything. Every collective below must be called by
 all ranks at the same point of the program.
 """
+
 from __future__ import annotations
 
 import collections
@@ -13,7 +14,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-
 
 # The latest collectives' handles (and so their tensors), kept referenced by this thread. Gloo's worker thread
 # drops its own reference to a collective after the call has returned; were it the last one, freeing the
@@ -47,8 +47,12 @@ class Context:
 
 def context_from_environment() -> Context:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    return Context(int(os.environ.get("RANK", "0")), world_size, int(os.environ.get("LOCAL_RANK", "0")),
-                   int(os.environ.get("LOCAL_WORLD_SIZE", str(world_size))))
+    return Context(
+        int(os.environ.get("RANK", "0")),
+        world_size,
+        int(os.environ.get("LOCAL_RANK", "0")),
+        int(os.environ.get("LOCAL_WORLD_SIZE", str(world_size))),
+    )
 
 
 def init(context: Context, device: torch.device) -> None:

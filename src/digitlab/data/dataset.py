@@ -1,4 +1,5 @@
-"""Datasets as tensors in memory: load and verify the IDX files, split, normalise, batch."""
+"""Datasets as tensors in memory: load and verify the IDX files, split, normalise."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from digitlab.fetch import Located, locate
-from digitlab.idx import FILES, MNIST_SHAPES, MNIST_SHA256, DataError, parse, read_bytes, sha256
+from digitlab.data.fetch import Located, locate
+from digitlab.data.idx import FILES, MNIST_SHA256, MNIST_SHAPES, parse, read_bytes, sha256
+from digitlab.errors import DataError
 
 # MNIST's training-set pixel statistics after scaling to [0, 1]; training and predict both use these.
 MNIST_MEAN = 0.1307
@@ -18,6 +20,7 @@ MNIST_STD = 0.3081
 @dataclass
 class Dataset:
     """Images as uint8 (N, H, W) and labels as int64 (N,), plus where they came from."""
+
     train_images: torch.Tensor
     train_labels: torch.Tensor
     test_images: torch.Tensor
@@ -51,34 +54,48 @@ def load(data_dir: str | Path | None = None, log=print) -> Dataset:
     verified = all(checksums[name] == digest for name, digest in MNIST_SHA256.items())
     if is_mnist_shaped and not verified:
         bad = [name for name, digest in MNIST_SHA256.items() if checksums[name] != digest]
-        raise DataError(f"{located.folder}: {', '.join(bad)} ha{'ve' if len(bad) > 1 else 's'} MNIST's shape but "
-                        f"not its sha256; the copy is corrupt: replace it (or delete the cache folder to refetch)")
+        raise DataError(
+            f"{located.folder}: {', '.join(bad)} ha{'ve' if len(bad) > 1 else 's'} MNIST's shape but "
+            f"not its sha256; the copy is corrupt: replace it (or delete the cache folder to refetch)"
+        )
     if not verified:
         log(f"note: {located.folder} does not hold MNIST; checksum verification skipped for this custom dataset")
 
     tensor = {key: torch.from_numpy(array.copy()) for key, array in arrays.items()}
-    return Dataset(tensor["train_images"], tensor["train_labels"].long(), tensor["test_images"],
-                   tensor["test_labels"].long(), located.source, checksums, verified)
+    return Dataset(
+        tensor["train_images"],
+        tensor["train_labels"].long(),
+        tensor["test_images"],
+        tensor["test_labels"].long(),
+        located.source,
+        checksums,
+        verified,
+    )
 
 
 def _check_consistent(arrays: dict[str, np.ndarray], folder: Path) -> None:
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if len(images) != len(labels):
-            raise DataError(f"{folder}: {split} set has {len(images)} images but {len(labels)} labels; "
-                            f"the files do not belong together")
+            raise DataError(
+                f"{folder}: {split} set has {len(images)} images but {len(labels)} labels; "
+                f"the files do not belong together"
+            )
     if arrays["train_images"].shape[1:] != arrays["test_images"].shape[1:]:
-        raise DataError(f"{folder}: training images are {arrays['train_images'].shape[1:]} but test images are "
-                        f"{arrays['test_images'].shape[1:]}; both sets need the same image size")
+        raise DataError(
+            f"{folder}: training images are {arrays['train_images'].shape[1:]} but test images are "
+            f"{arrays['test_images'].shape[1:]}; both sets need the same image size"
+        )
     for split in ("train", "test"):
         labels = arrays[f"{split}_labels"]
         if labels.max() >= 100:
-            raise DataError(f"{folder}: {split} labels go up to {labels.max()}; labels must be class numbers "
-                            f"0..99 (is the labels file an images file?)")
+            raise DataError(
+                f"{folder}: {split} labels go up to {labels.max()}; labels must be class numbers "
+                f"0..99 (is the labels file an images file?)"
+            )
 
 
-def prepare(dataset: Dataset, val_size: int = 0, train_limit: int = 0, test_limit: int = 0,
-            seed: int = 0) -> Dataset:
+def prepare(dataset: Dataset, val_size: int = 0, train_limit: int = 0, test_limit: int = 0, seed: int = 0) -> Dataset:
     """Apply the quick-run limits, then hold out `val_size` training examples (a seeded random choice)."""
     train_images, train_labels = dataset.train_images, dataset.train_labels
     test_images, test_labels = dataset.test_images, dataset.test_labels
@@ -89,32 +106,28 @@ def prepare(dataset: Dataset, val_size: int = 0, train_limit: int = 0, test_limi
     val_images = val_labels = None
     if val_size:
         if val_size >= len(train_images):
-            raise DataError(f"--val-size {val_size} leaves no training data (the training set has "
-                            f"{len(train_images)} examples); choose a smaller validation split")
+            raise DataError(
+                f"--val-size {val_size} leaves no training data (the training set has "
+                f"{len(train_images)} examples); choose a smaller validation split"
+            )
         # The split depends on the seed alone, so every run with that seed validates on the same examples.
         order = torch.randperm(len(train_images), generator=torch.Generator().manual_seed(10_007 + seed))
         val_index, train_index = order[:val_size].sort().values, order[val_size:].sort().values
         val_images, val_labels = train_images[val_index], train_labels[val_index]
         train_images, train_labels = train_images[train_index], train_labels[train_index]
-    return Dataset(train_images, train_labels, test_images, test_labels, dataset.source, dataset.checksums,
-                   dataset.verified, val_images, val_labels)
+    return Dataset(
+        train_images,
+        train_labels,
+        test_images,
+        test_labels,
+        dataset.source,
+        dataset.checksums,
+        dataset.verified,
+        val_images,
+        val_labels,
+    )
 
 
 def normalize(images: torch.Tensor) -> torch.Tensor:
     """uint8 pixels (any shape) -> float32, scaled to [0, 1] and standardised with MNIST's statistics."""
     return (images.float() / 255.0 - MNIST_MEAN) / MNIST_STD
-
-
-def epoch_order(num_examples: int, seed: int, epoch: int) -> torch.Tensor:
-    """The shuffled example order of one epoch: a pure function of (seed, epoch), so a resumed run,
-    every optimizer of a study and every DDP rank agree on it without sharing random state."""
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(num_examples, generator=generator)
-
-
-def num_batches(num_examples: int, batch_size: int) -> int:
-    return -(-num_examples // batch_size)  # the last, partial batch is kept, as DataLoader does by default
-
-
-def batch_indices(order: torch.Tensor, step: int, batch_size: int) -> torch.Tensor:
-    return order[step * batch_size: (step + 1) * batch_size]

@@ -1,17 +1,20 @@
-"""Atomic files and checkpoints: tensors in safetensors, everything else as JSON in its metadata.
+"""The checkpoint format: tensors in safetensors, everything else as JSON in its metadata.
 
-Nothing is ever unpickled. A checkpoint is one file, written to a temporary name in the same folder,
-fsynced, renamed, and the folder fsynced: a reader sees a whole checkpoint or none.
+Nothing is ever unpickled. A checkpoint is one file, checkpoints/step-<global step, 9 digits>.safetensors,
+written atomically (store.files.atomic_write): a reader sees a whole checkpoint or none. Its tensors are
+"model.<name>", "optimizer.<param id>.<name>", "rng.*" (this process's random states) and, under DDP,
+"rank<N>.rng.*" for the other processes; its metadata "digitlab" key holds JSON:
+{"progress": where the run stands (training.session.Position as a dict), "optimizer": param groups and
+scalar state, "random": the random states' non-tensor parts, "extra": {"scaler": ..., "world_size": N}}.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import random
 import math
+import random
 import re
-import secrets
 from pathlib import Path
 
 import numpy as np
@@ -19,53 +22,10 @@ import safetensors
 import safetensors.torch
 import torch
 
+from digitlab.errors import CheckpointError
+from digitlab.store.files import atomic_write
+
 CHECKPOINT_NAME = re.compile(r"^step-(\d{9})\.safetensors$")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint or weights file that cannot be used."""
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that a crash leaves either the old file or the whole new one.
-
-    The bytes go to a temporary file in the same folder (".<name>.<random>.tmp", a name no reader takes
-    for the real file), which is flushed, fsynced and renamed over `path`; then the folder is fsynced.
-    """
-    path = Path(path)
-    while True:
-        temporary = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
-        try:  # 0o666 less the umask, as open() would give (mkstemp would make it private)
-            handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            break
-        except FileExistsError:
-            continue
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    fsync_folder(path.parent)
-
-
-def remove_temporaries(folder: Path) -> list[Path]:
-    """Delete the temporary files that writes killed before their rename left in `folder`."""
-    removed = [p for p in Path(folder).glob(".*.tmp") if p.is_file()] if Path(folder).is_dir() else []
-    for leftover in removed:
-        leftover.unlink(missing_ok=True)
-    return removed
-
-
-def fsync_folder(folder: Path) -> None:
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict | None = None) -> None:
@@ -102,18 +62,20 @@ def state_sha256(model: torch.nn.Module) -> str:
 
 # --- random states -------------------------------------------------------------------------------
 
+
 def random_states() -> tuple[dict[str, torch.Tensor], dict]:
     """Python, NumPy, torch (and CUDA) random states as tensors plus JSON."""
     version, python_state, gauss = random.getstate()
     numpy_kind, numpy_keys, numpy_pos, numpy_has_gauss, numpy_gauss = np.random.get_state()
-    tensors = {"rng.torch": torch.get_rng_state(),
-               "rng.python": torch.tensor(python_state, dtype=torch.int64),
-               "rng.numpy": torch.from_numpy(numpy_keys.astype(np.int64))}
+    tensors = {
+        "rng.torch": torch.get_rng_state(),
+        "rng.python": torch.tensor(python_state, dtype=torch.int64),
+        "rng.numpy": torch.from_numpy(numpy_keys.astype(np.int64)),
+    }
     if torch.cuda.is_available():
         for index, state in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"rng.cuda.{index}"] = state
-    info = {"python": [version, gauss], "numpy": [numpy_kind, int(numpy_pos), int(numpy_has_gauss),
-                                                  float(numpy_gauss)]}
+    info = {"python": [version, gauss], "numpy": [numpy_kind, int(numpy_pos), int(numpy_has_gauss), float(numpy_gauss)]}
     return tensors, info
 
 
@@ -137,22 +99,27 @@ def rank_random_states(device: torch.device) -> dict[str, torch.Tensor]:
         tensors["rng.cuda"] = torch.cuda.get_rng_state(device)
     python_gauss = info["python"][1]
     _, numpy_pos, numpy_has_gauss, numpy_gauss = info["numpy"]
-    tensors["rng.scalars"] = torch.tensor([math.nan if python_gauss is None else python_gauss, numpy_pos,
-                                           numpy_has_gauss, numpy_gauss], dtype=torch.float64)
+    tensors["rng.scalars"] = torch.tensor(
+        [math.nan if python_gauss is None else python_gauss, numpy_pos, numpy_has_gauss, numpy_gauss],
+        dtype=torch.float64,
+    )
     return tensors
 
 
 def set_rank_random_states(tensors: dict[str, torch.Tensor], device: torch.device) -> None:
     """Restore what rank_random_states() returned."""
     python_gauss, numpy_pos, numpy_has_gauss, numpy_gauss = tensors["rng.scalars"].tolist()
-    info = {"python": [random.getstate()[0], None if math.isnan(python_gauss) else python_gauss],
-            "numpy": ["MT19937", int(numpy_pos), int(numpy_has_gauss), numpy_gauss]}
+    info = {
+        "python": [random.getstate()[0], None if math.isnan(python_gauss) else python_gauss],
+        "numpy": ["MT19937", int(numpy_pos), int(numpy_has_gauss), numpy_gauss],
+    }
     set_random_states({name: value for name, value in tensors.items() if name != "rng.cuda"}, info)
     if "rng.cuda" in tensors and device.type == "cuda":
         torch.cuda.set_rng_state(tensors["rng.cuda"], device)
 
 
 # --- optimizer state -----------------------------------------------------------------------------
+
 
 def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
     state = optimizer.state_dict()
@@ -185,12 +152,20 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch
 
 # --- checkpoints ---------------------------------------------------------------------------------
 
+
 def checkpoint_path(folder: Path, global_step: int) -> Path:
     return Path(folder) / f"step-{global_step:09d}.safetensors"
 
 
-def save_checkpoint(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, progress: dict,
-                    keep: int, extra: dict | None = None, more: dict[str, torch.Tensor] | None = None) -> Path:
+def save_checkpoint(
+    folder: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    progress: dict,
+    keep: int,
+    extra: dict | None = None,
+    more: dict[str, torch.Tensor] | None = None,
+) -> Path:
     """Write checkpoints/step-<global step>.safetensors atomically, then prune to the newest `keep`.
     `more`: further tensors to store (the other DDP ranks' random states)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -204,7 +179,7 @@ def save_checkpoint(folder: Path, model: torch.nn.Module, optimizer: torch.optim
     path = checkpoint_path(folder, progress["global_step"])
     save_tensors(path, tensors, metadata)
     older = [p for p in list_checkpoints(folder) if p.name < path.name]  # never a newer one, nor this one
-    for old in older[:max(0, len(older) - (keep - 1))]:
+    for old in older[: max(0, len(older) - (keep - 1))]:
         old.unlink(missing_ok=True)
     return path
 
@@ -229,10 +204,11 @@ def load_latest(folder: Path, log=print) -> tuple[dict[str, torch.Tensor], dict]
     return None
 
 
-def restore(model: torch.nn.Module, optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
-            metadata: dict) -> dict:
+def load_state(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], metadata: dict
+) -> dict:
     """Load model, optimizer and random states from a checkpoint; return its progress record."""
-    model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+    model.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")})
     restore_optimizer(optimizer, tensors, metadata["optimizer"])
     set_random_states(tensors, metadata["random"])
     return metadata["progress"]

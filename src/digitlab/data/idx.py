@@ -1,4 +1,5 @@
 """The IDX file format (LeCun's MNIST files): read, validate and write, gzip-compressed or raw."""
+
 from __future__ import annotations
 
 import gzip
@@ -7,6 +8,8 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+
+from digitlab.errors import DataError
 
 # The four standard files; a data folder holds these names, raw or with ".gz".
 FILES = {
@@ -23,14 +26,14 @@ MNIST_SHA256 = {
     "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
     "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
-MNIST_SHAPES = {"train_images": (60000, 28, 28), "train_labels": (60000,),
-                "test_images": (10000, 28, 28), "test_labels": (10000,)}
+MNIST_SHAPES = {
+    "train_images": (60000, 28, 28),
+    "train_labels": (60000,),
+    "test_images": (10000, 28, 28),
+    "test_labels": (10000,),
+}
 
 UBYTE = 0x08  # the only element type these files use
-
-
-class DataError(ValueError):
-    """Data that cannot be used; the message names the file and what to do."""
 
 
 def read_bytes(path: Path) -> bytes:
@@ -53,19 +56,23 @@ def parse(data: bytes, ndim: int, source: str) -> np.ndarray:
     if len(data) < 4:
         raise DataError(f"{source}: only {len(data)} bytes, too short to be an IDX file")
     if data[0] != 0 or data[1] != 0 or data[2] != UBYTE or data[3] != ndim:
-        raise DataError(f"{source}: bad magic number {data[:4].hex()} (expected 000008{ndim:02x}: "
-                        f"unsigned bytes, {ndim} dimension{'s' if ndim > 1 else ''}); is this the right file?")
+        raise DataError(
+            f"{source}: bad magic number {data[:4].hex()} (expected 000008{ndim:02x}: "
+            f"unsigned bytes, {ndim} dimension{'s' if ndim > 1 else ''}); is this the right file?"
+        )
     header = 4 + 4 * ndim
     if len(data) < header:
         raise DataError(f"{source}: truncated header ({len(data)} bytes)")
-    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     if any(size == 0 for size in shape):
         raise DataError(f"{source}: a dimension is zero {shape}")
     expected = header + int(np.prod(shape))
     if len(data) != expected:
         kind = "truncated" if len(data) < expected else "has trailing bytes"
-        raise DataError(f"{source}: {kind}: header says {shape} = {expected} bytes, file has {len(data)}; "
-                        f"replace it with a whole copy")
+        raise DataError(
+            f"{source}: {kind}: header says {shape} = {expected} bytes, file has {len(data)}; "
+            f"replace it with a whole copy"
+        )
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
 
 

@@ -1,11 +1,13 @@
-"""What people read: the per-epoch table, progress bars, evaluation summaries."""
+"""What people read on a terminal: the per-epoch table, progress bars, evaluation summaries, digits as text."""
+
 from __future__ import annotations
 
 import contextlib
-import resource
 import sys
 
 import torch
+
+PROGRESS_MODES = ("auto", "bar", "lines", "none")  # auto: a bar on a terminal, nothing otherwise
 
 COLUMNS = [  # (metric, heading, format)
     ("epoch", "epoch", "{:>5d}"),
@@ -31,7 +33,7 @@ class EpochTable:
 
     def row(self, values: dict) -> None:
         cells = []
-        for key, heading, fmt in self.columns:
+        for key, _heading, fmt in self.columns:
             cell = fmt.format(values[key])
             if fmt.endswith("%}"):  # '97.12%' reads better as '97.12' under a heading that says %
                 cell = cell.replace("%", "").rjust(len(cell))
@@ -56,26 +58,20 @@ def progress_bar(total: int, done: int, description: str, mode: str = "auto"):
         bar.close()
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident memory in MB (Linux reports kilobytes)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def confusion_matrix(labels: torch.Tensor, predictions: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """(true, predicted) counts."""
-    return torch.bincount(labels * num_classes + predictions, minlength=num_classes ** 2).reshape(num_classes,
-                                                                                                    num_classes)
-
-
-def format_evaluation(result: dict, labels: torch.Tensor, num_classes: int) -> str:
-    matrix = confusion_matrix(labels, result["predictions"], num_classes)
+def format_evaluation(result: dict, matrix: torch.Tensor) -> str:
+    """Accuracy, loss, per-class accuracy and the confusion matrix (rows: true class) as text."""
+    num_classes = len(matrix)
     per_class = matrix.diag().float() / matrix.sum(dim=1).clamp(min=1).float()
     width = max(5, len(str(int(matrix.max()))) + 1)
-    lines = [f"test accuracy {result['accuracy']:.2%}  test loss {result['loss']:.4f}  ({len(labels)} images)", "",
-             "per-class accuracy:",
-             "  " + "  ".join(f"{c}: {a:.2%}" for c, a in enumerate(per_class.tolist())), "",
-             "confusion matrix (rows: true class, columns: predicted):",
-             " " * 6 + "".join(f"{c:>{width}d}" for c in range(num_classes))]
+    lines = [
+        f"test accuracy {result['accuracy']:.2%}  test loss {result['loss']:.4f}  ({int(matrix.sum())} images)",
+        "",
+        "per-class accuracy:",
+        "  " + "  ".join(f"{c}: {a:.2%}" for c, a in enumerate(per_class.tolist())),
+        "",
+        "confusion matrix (rows: true class, columns: predicted):",
+        " " * 6 + "".join(f"{c:>{width}d}" for c in range(num_classes)),
+    ]
     for true_class in range(num_classes):
         lines.append(f"{true_class:>5d} " + "".join(f"{int(v):>{width}d}" for v in matrix[true_class]))
     return "\n".join(lines)

@@ -1,4 +1,5 @@
 """The reproduction's figures (matplotlib, Agg backend: no display needed)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,8 +11,15 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-COLORS = {"lstm": "tab:blue", "blstm-paper": "tab:orange", "blstm-final": "tab:green",
-          "sgd": "tab:red", "momentum": "tab:purple", "rmsprop": "tab:orange", "adam": "tab:blue"}
+COLORS = {
+    "lstm": "tab:blue",
+    "blstm-paper": "tab:orange",
+    "blstm-final": "tab:green",
+    "sgd": "tab:red",
+    "momentum": "tab:purple",
+    "rmsprop": "tab:orange",
+    "adam": "tab:blue",
+}
 
 
 def _band(axis, x, runs_by_seed: list[list[float]], color: str, label: str, scale: float = 1.0) -> None:
@@ -36,8 +44,7 @@ def table_figure(path: Path, title: str, ours: dict[str, dict], paper: dict) -> 
         acc_axis.plot(epochs, values["acc"], "o", color=color, markerfacecolor="none", label=f"{model} (paper)")
         time_axis.plot(epochs, values["seconds"], "o", color=color, markerfacecolor="none", label=f"{model} (paper)")
     acc_axis.set(title="Test accuracy", xlabel="epoch", ylabel="test accuracy (%)")
-    time_axis.set(title="Training time per epoch", xlabel="epoch", ylabel="seconds per epoch (log scale)",
-                  yscale="log")
+    time_axis.set(title="Training time per epoch", xlabel="epoch", ylabel="seconds per epoch (log scale)", yscale="log")
     for axis in (acc_axis, time_axis):
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     _finish(figure, (acc_axis, time_axis), title, path)
@@ -76,8 +83,11 @@ def optimizer_figure(path: Path, title: str, panels: list[tuple[str, dict[str, d
             epochs = np.arange(1, len(values["acc"][0]) + 1)
             _band(acc_axis, epochs, values["acc"], color, label, scale=100)
             acc_axis.plot(epochs, np.array(values["acc"]).mean(axis=0) * 100, "o", color=color)
-        loss_axis.set(title=f"{panel_title}: training loss", xlabel="optimizer step",
-                      ylabel="cross-entropy loss (raw faint, smoothed bold)")
+        loss_axis.set(
+            title=f"{panel_title}: training loss",
+            xlabel="optimizer step",
+            ylabel="cross-entropy loss (raw faint, smoothed bold)",
+        )
         acc_axis.set(title=f"{panel_title}: test accuracy", xlabel="epoch", ylabel="test accuracy (%)")
         acc_axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     _finish(figure, axes.flatten(), title, path)

@@ -1,0 +1,1 @@
+"""Inference: loading a finished run's model, and classifying images with it."""

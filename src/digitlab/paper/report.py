@@ -1,0 +1,165 @@
+"""The reproduction report: REPORT.md, figures (PNG), and the numbers as CSV and JSON, built from the
+run directories under OUT/cells alone (so `digitlab report OUT` needs no training)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import platform
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from digitlab.errors import ConfigError
+from digitlab.paper.experiments import FAILED, MANIFEST, PAPER_TABLES
+from digitlab.paper.sections import figure3_section, key_table, table_section
+from digitlab.store import rundir
+from digitlab.store.files import read_json, read_rows, write_json
+
+CSV_FIELDS = [
+    "experiment",
+    "role",
+    "cell",
+    "model",
+    "blstm_head",
+    "optimizer",
+    "lr",
+    "batch_size",
+    "seed",
+    "epoch",
+    "train_seconds",
+    "eval_seconds",
+    "train_loss",
+    "test_loss",
+    "test_acc",
+    "val_acc",
+]
+
+
+def paper_tables() -> dict:
+    return json.loads(resources.files("digitlab.paper").joinpath("tables.json").read_text())
+
+
+def collect(out: Path) -> list[dict]:
+    """One record per cell folder: its config, its per-epoch rows and per-step losses."""
+    cells_folder = out / "cells"
+    if not (out / MANIFEST).exists() or not cells_folder.is_dir():
+        raise ConfigError(f"{out} holds no reproduction (no {MANIFEST} or cells/); run 'digitlab reproduce' first")
+    records = []
+    for folder in sorted(cells_folder.iterdir()):
+        if not (folder / rundir.CONFIG).exists():
+            continue
+        role = folder.name.split("-", 1)[0]
+        record = {
+            "cell": folder.name,
+            "role": role,
+            "config": rundir.load_config(folder).to_dict(),
+            "finished": rundir.is_finished(folder),
+            "diverged": (folder / FAILED).exists(),
+            "epochs": read_rows(folder / rundir.METRICS),
+            "env": read_json(folder / rundir.ENV),
+        }
+        if role in ("fixed", "tuned"):
+            record["step_losses"] = [row["train/loss"] for row in read_rows(folder / rundir.STEPS)]
+        if record["finished"]:
+            record["result"] = read_json(folder / rundir.RESULT)
+        records.append(record)
+    return records
+
+
+def build(out: Path) -> Path:
+    """Write OUT/REPORT.md, OUT/figures/*.png, OUT/results.csv and OUT/results.json; return the report's path."""
+    out = Path(out)
+    records = collect(out)
+    manifest = read_json(out / MANIFEST)
+    figures = out / "figures"
+    figures.mkdir(exist_ok=True)
+    paper = paper_tables()
+    lines, summaries, sections = header(manifest, records), {}, []
+    for name in ("table2", "table3", "table4"):
+        if name in manifest["experiments"]:
+            section, summaries[name] = table_section(name, records, paper, figures)
+            sections += section
+    lines += key_table(records, paper) + sections
+    if "figure3" in manifest["experiments"]:
+        section, summaries["figure3"] = figure3_section(records, figures)
+        lines += section
+    write_json(
+        out / "results.json",
+        {
+            "manifest": manifest,
+            "summaries": summaries,
+            "cells": [{k: v for k, v in r.items() if k != "step_losses"} for r in records],
+        },
+    )
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS)
+    writer.writeheader()
+    for record in records:
+        config = record["config"]
+        for row in record["epochs"]:
+            writer.writerow(
+                {
+                    "experiment": experiment_of(record),
+                    "role": record["role"],
+                    "cell": record["cell"],
+                    "model": config["model"],
+                    "blstm_head": config["blstm_head"],
+                    "optimizer": config["optimizer"],
+                    "lr": config["lr"],
+                    "batch_size": config["batch_size"],
+                    "seed": config["seed"],
+                    "epoch": row["epoch"],
+                    "train_seconds": row["train/seconds"],
+                    "eval_seconds": row["eval/seconds"],
+                    "train_loss": row["train/loss"],
+                    "test_loss": row["test/loss"],
+                    "test_acc": row["test/acc"],
+                    "val_acc": row.get("val/acc", ""),
+                }
+            )
+    (out / "results.csv").write_text(buffer.getvalue())
+    report = out / "REPORT.md"
+    report.write_text("\n".join(lines) + "\n")
+    return report
+
+
+def experiment_of(record: dict) -> str:
+    config = record["config"]
+    if record["role"] != "table":
+        return "figure3"
+    return next(
+        name
+        for name, (batch, epochs) in PAPER_TABLES.items()
+        if (batch, epochs) == (config["batch_size"], config["epochs"])
+    )
+
+
+def header(manifest: dict, records: list[dict]) -> list[str]:
+    lines = []
+    if manifest["quick"]:
+        lines.append(
+            "**QUICK RUN: a small slice of the data and one seed, for smoke tests; these numbers are not "
+            "comparable to the paper.**"
+        )
+        lines.append("")
+    env = next((r["env"] for r in records), {})
+    seconds = sum(row["train/seconds"] + row["eval/seconds"] for r in records for row in r["epochs"])
+    finished = sum(r["finished"] or r["diverged"] for r in records)
+    lines += [
+        "# Reproduction of Su (2018), Tables 2-4 and Figure 3",
+        "",
+        "- Made by: " + "; then ".join(f"`{command}`" for command in manifest.get("commands", [])),
+        f"- Precision: {manifest['precision']}; seeds: {', '.join(map(str, manifest['seeds']))}",
+        f"- Machine: {env.get('device_name', platform.processor())}, {env.get('threads', '?')} threads, "
+        f"torch {env.get('torch', torch.__version__)}, Python {env.get('python', platform.python_version())}",
+        f"- Cells: {finished} finished of {len(records)} started; training + evaluation time recorded in "
+        f"them: {seconds / 60:.1f} min",
+        "- `blstm-paper` is the paper's head (`out[:, -1, :]`); it skips the 27 reverse steps of the top layer "
+        "that this head never reads (same outputs and gradients), so it runs faster than the paper's code "
+        "would. `blstm-final` classifies from both directions' final states and runs the whole BLSTM.",
+        "",
+    ]
+    return lines

@@ -1,0 +1,75 @@
+"""Where and how a run computes: the device, threads, determinism, precision (autocast) and seeding."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+
+import numpy as np
+import torch
+
+from digitlab.config import TrainConfig
+from digitlab.errors import ConfigError
+from digitlab.perf.machine import physical_cores
+from digitlab.training.distributed import Context
+
+# On the CPU, forward/backward passes over 100 examples at a time run about 1.6-1.8x faster than over
+# 500-1000 (the recurrent and convolution workspaces then stay in cache; benchmarks/epoch_time.py
+# measures it). The step's gradient is the same sum, in another rounding order.
+CPU_MICRO_BATCH = 100
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}  # fp32 runs without autocast
+
+
+def parse_device(name: str) -> torch.device:
+    """The device a --device value names, without touching it; ConfigError when digitlab cannot use it."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"unsupported device {name!r}; use auto, cpu or cuda[:N]")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for but torch sees no CUDA GPU; use --device cpu")
+    return device
+
+
+def resolve_device(name: str, context: Context) -> torch.device:
+    """parse_device, then this process's own GPU under torchrun (one GPU per local rank)."""
+    device = parse_device(name)
+    if device.type == "cuda":
+        if device.index is None:
+            device = torch.device("cuda", context.local_rank % torch.cuda.device_count())
+        torch.cuda.set_device(device)
+    return device
+
+
+def micro_batch(config: TrainConfig, device: torch.device) -> int:
+    """--micro-batch, where 0 means CPU_MICRO_BATCH on the CPU and the whole batch on a GPU."""
+    return config.micro_batch or (CPU_MICRO_BATCH if device.type == "cpu" else config.batch_size)
+
+
+def configure(config: TrainConfig, context: Context) -> None:
+    """Threads and determinism for this process."""
+    # Processes on one machine share its cores.
+    torch.set_num_threads(config.threads or max(1, physical_cores() // context.local_world_size))
+    if config.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS is deterministic only with it
+    torch.use_deterministic_algorithms(config.deterministic)
+    torch.backends.cudnn.deterministic = config.deterministic
+    torch.backends.cudnn.benchmark = False
+
+
+def autocast(device: torch.device, precision: str):
+    """The forward pass's context: nothing for fp32, torch.autocast for bf16 and fp16."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=AUTOCAST_DTYPES[precision])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)

@@ -1,0 +1,162 @@
+"""The step loop: one epoch of optimizer steps. The only backward() and step() in digitlab.
+
+A step never lets a bad update reach the weights: a non-finite loss or gradient (on any process)
+stops the run before optimizer.step(), with the weights the step started from checkpointed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+import torch
+import torch.nn.functional as F
+
+from digitlab.data.batching import batch_indices, epoch_order, num_batches
+from digitlab.errors import Interrupted, TrainingError
+from digitlab.perf.timer import synchronize
+from digitlab.store import rundir
+from digitlab.store.files import append_rows
+from digitlab.training import checkpointing, distributed
+from digitlab.training.device import autocast
+from digitlab.training.session import Position, Session
+
+
+def train_epoch(session: Session, images: torch.Tensor, labels: torch.Tensor, position: Position, bar) -> list[float]:
+    """Train from position.step to the epoch's end (or a stop); return the step losses taken."""
+    config, context, device = session.config, session.context, session.device
+    order = epoch_order(len(images), config.seed, position.epoch)
+    steps = num_batches(len(images), config.batch_size)
+    losses = torch.zeros(steps, device=device)  # filled on the device; read once, not every step
+    first_step = position.step
+    session.wrapped.train()
+    synchronize(device)
+    started = time.perf_counter()
+    for step in range(first_step, steps):
+        index = batch_indices(order, step, config.batch_size)  # the global batch
+        count = len(index)
+        index = index[context.rank :: context.world_size].to(device, non_blocking=True)  # this rank's share
+        session.optimizer.zero_grad(set_to_none=True)
+        loss = torch.zeros((), device=device)
+        # The micro-batches' gradients add up to the whole batch's.
+        chunks = index.split(config.micro_batch or len(index))
+        for number, chunk in enumerate(chunks):
+            with gradient_sync(session, number == len(chunks) - 1):
+                with autocast(device, config.precision):
+                    logits = session.wrapped(images[chunk])
+                # Sum over the chunk, scaled so that the chunks, and DDP's mean over ranks, give the global
+                # batch's mean loss.
+                chunk_loss = F.cross_entropy(logits.float(), labels[chunk], reduction="sum") * (
+                    context.world_size / count
+                )
+                (session.scaler.scale(chunk_loss) if session.scaler is not None else chunk_loss).backward()
+            loss += chunk_loss.detach()
+        if session.scaler is not None:
+            session.scaler.unscale_(session.optimizer)
+        gradients = [p.grad for p in session.model.parameters() if p.grad is not None]
+        grad_norm = torch.nn.utils.get_total_norm(gradients)
+        # One all-reduce: every rank diverges, and stops, at the same step.
+        bad, stop = distributed.any_rank(
+            [not is_finite(session, loss, grad_norm), bool(session.stop_signals)], context, device
+        )
+        if bad:
+            raise diverged(session, position, loss, grad_norm, losses, first_step)
+        if session.scaler is not None:
+            session.scaler.step(session.optimizer)
+            session.scaler.update()
+        else:
+            session.optimizer.step()
+        losses[step] = loss.detach()
+        position.step, position.global_step = step + 1, position.global_step + 1
+        if bar is not None:
+            bar.update(1)
+        due = config.checkpoint_every and position.global_step % config.checkpoint_every == 0
+        if (due or stop) and position.step < steps:  # at the epoch's end, the epoch-end checkpoint serves
+            synchronize(device)
+            position.epoch_seconds += time.perf_counter() - started
+            record_steps(session, position, losses, first_step)
+            first_step = position.step
+            checkpointing.save(session, position)
+            if stop:
+                raise interrupted(session, f"at epoch {position.epoch + 1}, step {position.step}")
+            synchronize(device)
+            started = time.perf_counter()
+    synchronize(device)
+    position.epoch_seconds += time.perf_counter() - started
+    return record_steps(session, position, losses, first_step)
+
+
+def gradient_sync(session: Session, last: bool):
+    """Under DDP, all-reduce gradients on a step's last micro-batch only."""
+    if last or not session.context.enabled:
+        return contextlib.nullcontext()
+    return session.wrapped.no_sync()
+
+
+def is_finite(session: Session, loss: torch.Tensor, grad_norm: torch.Tensor) -> bool:
+    """fp16's grad scaler skips steps with non-finite gradients itself; otherwise both must be finite."""
+    return bool(torch.isfinite(loss)) and (session.scaler is not None or bool(torch.isfinite(grad_norm)))
+
+
+def record_steps(session: Session, position: Position, losses: torch.Tensor, first_step: int) -> list[float]:
+    """Write the step rows taken since `first_step` (rank 0 only); return their losses."""
+    taken = distributed.average(losses[first_step : position.step], session.context).tolist()
+    for value in taken:  # one running sum, in step order: the same however checkpoints cut the epoch
+        position.epoch_loss_sum += value
+    position.last_finite_loss = taken[-1] if taken else position.last_finite_loss
+    if session.context.is_main:
+        base = position.global_step - len(taken)
+        rows = [
+            {"epoch": position.epoch + 1, "step": first_step + i + 1, "global_step": base + i + 1, "train/loss": value}
+            for i, value in enumerate(taken)
+        ]
+        append_rows(session.run_dir / rundir.STEPS, rows)
+    return taken
+
+
+def diverged(
+    session: Session, position: Position, loss: torch.Tensor, grad_norm: torch.Tensor, losses: torch.Tensor,
+    first_step: int,
+) -> TrainingError:  # fmt: skip
+    """Record the steps taken, checkpoint the weights this step started from (if finite, and unless a
+    checkpoint of that step exists: it is kept as it is), and build the error to raise."""
+    record_steps(session, position, losses, first_step)
+    finite = all(bool(torch.isfinite(p).all()) for p in session.model.parameters())  # the same on every rank
+    if finite:
+        checkpointing.save(session, position, overwrite=False)
+    what = (
+        "loss" if not torch.isfinite(loss)
+        else "gradient norm" if not torch.isfinite(grad_norm)
+        else "loss of another process"
+    )  # fmt: skip
+    last = f"{position.last_finite_loss:.4g}" if position.last_finite_loss is not None else "none yet"
+    kept = (
+        f"The weights before this step are checkpointed in {session.run_dir}."
+        if finite
+        else f"The weights before this step are not finite (the previous update overflowed) and were not "
+        f"checkpointed; the newest checkpoint in {session.run_dir}, if any, is the last good state."
+    )
+    return TrainingError(
+        f"training diverged at epoch {position.epoch + 1}, step {position.step + 1} (global step "
+        f"{position.global_step + 1}): the {what} is not finite (last finite loss {last}). {kept} "
+        f"Try a lower learning rate in a new run, e.g. --lr {session.config.lr / 10:g}"
+    )
+
+
+def interrupted(session: Session, where: str) -> Interrupted:
+    """The error a stop request ends the run with: what stopped it, and the command that continues it."""
+    name, context = (session.stop_signals[0] if session.stop_signals else None), session.context
+    if not context.enabled:
+        launcher = ""
+    elif context.world_size == context.local_world_size:
+        launcher = f"torchrun --nproc_per_node={context.local_world_size} -m "
+    else:
+        launcher = (
+            f"torchrun --nnodes={context.world_size // context.local_world_size} --nproc_per_node="
+            f"{context.local_world_size} (and your rendezvous flags) -m "
+        )
+    return Interrupted(
+        f"stopped by {name or 'a signal to another process'} {where}; a checkpoint was written. "
+        f"Continue with: {launcher}digitlab train --resume {session.run_dir}",
+        name,
+    )

@@ -1,0 +1,88 @@
+"""A training session: the resolved config, the model and optimizer built from it, and where the run stands.
+
+`fit` builds one per run; benchmarks build one the same way to time `loop.train_epoch` alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from digitlab.config import TrainConfig
+from digitlab.data.dataset import Dataset
+from digitlab.errors import ConfigError
+from digitlab.models import build_from_config
+from digitlab.optim import OPTIMIZERS
+from digitlab.store import rundir
+from digitlab.training import distributed
+from digitlab.training.device import micro_batch, seed_everything
+
+
+@dataclass
+class Position:
+    """Where a run stands; saved in every checkpoint (as its "progress" record)."""
+
+    epoch: int = 0  # the epoch in progress (0-based)
+    step: int = 0  # optimizer steps already taken in this epoch
+    global_step: int = 0  # optimizer steps already taken in the run
+    epoch_seconds: float = 0.0  # training seconds spent on this epoch so far
+    epoch_loss_sum: float = 0.0  # sum of this epoch's step losses so far
+    last_finite_loss: float | None = None  # the newest step loss recorded
+
+    @classmethod
+    def from_dict(cls, values: dict) -> Position:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{name: value for name, value in values.items() if name in known})
+
+
+@dataclass
+class Session:
+    """Everything one fit() works with."""
+
+    config: TrainConfig  # resolved: run_dir and micro_batch filled in
+    model: torch.nn.Module  # the plain model (weights are saved from here)
+    wrapped: torch.nn.Module  # the model that steps: DDP-wrapped when distributed, else `model` itself
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler | None  # fp16 only
+    device: torch.device
+    context: distributed.Context
+    run_dir: Path
+    stop_signals: list = field(default_factory=list)  # names of signals received (store.resume.stop_requests)
+
+
+def resolve_config(
+    config: TrainConfig, data: Dataset, device: torch.device, context: distributed.Context
+) -> TrainConfig:
+    """Check the settings that depend on the data and hardware, and fill in what was left to digitlab,
+    so that config.json records what ran."""
+    examples = len(data.train_images)
+    if config.batch_size > examples:
+        raise ConfigError(
+            f"--batch-size {config.batch_size} is larger than the training set ({examples} examples); "
+            f"choose at most {examples}"
+        )
+    if config.batch_size < context.world_size:
+        raise ConfigError(f"--batch-size {config.batch_size} is smaller than the {context.world_size} processes")
+    if config.precision == "fp16" and device.type != "cuda":
+        raise ConfigError("--precision fp16 needs a CUDA GPU; on the CPU use bf16")
+    run_dir = config.run_dir or str(rundir.default_run_dir(config))
+    return config.replace(run_dir=run_dir, micro_batch=micro_batch(config, device))
+
+
+def build_session(
+    config: TrainConfig,
+    image_shape: tuple[int, int],
+    num_classes: int,
+    device: torch.device,
+    context: distributed.Context,
+) -> Session:
+    """Seed, then build the model, optimizer and (fp16) grad scaler: the seed alone decides the weights."""
+    seed_everything(config.seed)
+    model = build_from_config(config, image_shape, num_classes).to(device)
+    optimizer = OPTIMIZERS[config.optimizer](model.parameters(), config.lr)
+    scaler = torch.amp.GradScaler(device.type) if config.precision == "fp16" else None
+    wrapped = distributed.wrap(model, context, device)
+    return Session(config, model, wrapped, optimizer, scaler, device, context, Path(config.run_dir))
