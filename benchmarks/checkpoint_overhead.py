@@ -5,8 +5,8 @@
                                                        [--every 0,100,10] [--model lstm] [--batch-size 100]
                                                        [--threads 1] [--out benchmarks/results]
 
-Each variant is a whole digitlab.train.fit() of one epoch (same seed, same data, one after the other in
-this process, after an un-timed warm-up fit of 3 steps), into a temporary run directory:
+Each variant is a whole digitlab.training.fit.fit() of one epoch (same seed, same data, one after the other
+in this process, after an un-timed warm-up fit of 3 steps), into a temporary run directory:
 
     --checkpoint-every 0    the epoch-end checkpoint only (every run writes one)
     --checkpoint-every 100  also one every 100 steps
@@ -22,131 +22,149 @@ the training: the final weights' sha256 is printed for each variant and must agr
 The machine's CPU pressure (/proc/pressure/cpu) is read before and after each variant: when other work
 competes for the cores, the seconds measure that contention as much as the code.
 """
+
 from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import torch
-
-from digitlab import checkpoint, data, runs
+import common
 from digitlab.config import TrainConfig
-from digitlab.resume import CHECKPOINT_LOG
-from digitlab.train import fit
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def pressure_total() -> float | None:
-    """/proc/pressure/cpu's cumulative 'some' stall, in seconds."""
-    line = runs.cpu_pressure()
-    if not line or "total=" not in line:
-        return None
-    return int(line.split("total=")[1].split()[0]) / 1e6
+from digitlab.data.batching import num_batches
+from digitlab.data.dataset import Dataset, load
+from digitlab.models import MODELS
+from digitlab.perf import report
+from digitlab.perf.machine import cpu_pressure, cpu_stall_us
+from digitlab.perf.report import Column, log
+from digitlab.store import rundir
+from digitlab.store.checkpoint import list_checkpoints
+from digitlab.store.files import read_rows
+from digitlab.training.fit import fit
 
 
-def measure(config: TrainConfig, dataset: data.Dataset) -> dict:
-    before_line, before_total = runs.cpu_pressure(), pressure_total()
+def quiet(*args, **kwargs) -> None:
+    pass
+
+
+def measure(config: TrainConfig, dataset: Dataset) -> dict:
+    before_line, before_stall = cpu_pressure(), cpu_stall_us()
     started = time.perf_counter()
-    run_dir = fit(config, dataset=dataset, log=lambda *args, **kwargs: None)
+    run_dir = fit(config, dataset=dataset, log=quiet)
     wall = time.perf_counter() - started
-    after_line, after_total = runs.cpu_pressure(), pressure_total()
-    (epoch,) = runs.read_rows(run_dir / runs.METRICS)
-    writes = runs.read_rows(run_dir / CHECKPOINT_LOG)
+    after_line, after_stall = cpu_pressure(), cpu_stall_us()
+    (epoch,) = read_rows(run_dir / rundir.METRICS)
+    writes = read_rows(run_dir / rundir.CHECKPOINT_LOG)
     checkpoint_seconds = sum(row["seconds"] for row in writes)
-    weights, _ = runs.read_weights(run_dir)
-    newest = checkpoint.list_checkpoints(run_dir / runs.CHECKPOINTS)[-1]
+    weights, _ = rundir.read_weights(run_dir)
+    digest = hashlib.sha256(b"".join(weights[name].numpy().tobytes() for name in sorted(weights))).hexdigest()
+    stall = None if before_stall is None or after_stall is None else (after_stall - before_stall) / 1e6 / wall
     return {
-        "checkpoint_every": config.checkpoint_every, "checkpoints": len(writes),
-        "checkpoint_bytes": newest.stat().st_size, "train_seconds": epoch["train/seconds"],
+        "checkpoint_every": config.checkpoint_every,
+        "checkpoints": len(writes),
+        "checkpoint_bytes": list_checkpoints(run_dir / rundir.CHECKPOINTS)[-1].stat().st_size,
+        "train_seconds": epoch["train/seconds"],
         "checkpoint_seconds": checkpoint_seconds,
         "checkpoint_seconds_each": [round(row["seconds"], 4) for row in writes],
         "overhead_percent": 100 * checkpoint_seconds / epoch["train/seconds"],
-        "eval_seconds": epoch["eval/seconds"], "wall_seconds": wall,
-        "test_acc": epoch["test/acc"], "test_loss": epoch["test/loss"],
-        "weights_sha256": hashlib.sha256(b"".join(
-            weights[name].numpy().tobytes() for name in sorted(weights))).hexdigest(),
-        "cpu_pressure_before": before_line, "cpu_pressure_after": after_line,
-        "cpu_stall_percent": (100 * (after_total - before_total) / wall
-                              if before_total is not None and after_total is not None else None),
+        "eval_seconds": epoch["eval/seconds"],
+        "wall_seconds": wall,
+        "test_acc": epoch["test/acc"],
+        "test_loss": epoch["test/loss"],
+        "weights_sha256": digest,
+        "cpu_pressure_before": before_line,
+        "cpu_pressure_after": after_line,
+        "cpu_stall_percent": None if stall is None else 100 * stall,
     }
 
 
+def variant_name(row: dict) -> str:
+    every = row["checkpoint_every"]
+    return f"every {every} steps + epoch end" if every else "epoch end only"
+
+
+COLUMNS = [
+    Column("checkpoints", variant_name, "left"),
+    Column("count", lambda row: str(row["checkpoints"])),
+    Column("size MB", lambda row: f"{row['checkpoint_bytes'] / 1e6:.2f}"),
+    Column("train s", lambda row: f"{row['train_seconds']:.2f}"),
+    Column("checkpoint s", lambda row: f"{row['checkpoint_seconds']:.3f}"),
+    Column("overhead % of train s", lambda row: f"{row['overhead_percent']:.2f}"),
+    Column("wall s", lambda row: f"{row['wall_seconds']:.2f}"),
+    Column("CPU stall %", lambda row: report.number(row["cpu_stall_percent"], 0)),
+    Column("test acc", lambda row: f"{row['test_acc']:.4f}"),
+]
+
+
 def markdown(result: dict) -> str:
-    setup = result["setup"]
-    lines = [f"# Checkpoint overhead: one {setup['model']} epoch, checkpointing three ways", "",
-             f"- date: {result['date']}",
-             f"- machine: {result['machine']}, {setup['threads']} torch thread(s), torch {result['torch']}",
-             f"- {setup['model']}, batch {setup['batch_size']}, {setup['train_examples']} training examples "
-             f"({setup['steps']} steps), adam lr {setup['lr']}, fp32, seed {setup['seed']}; data: {setup['data']}",
-             f"- command: `{result['command']}`", "",
-             "| checkpoints | count | size MB | train s | checkpoint s | overhead % of train s | wall s | "
-             "CPU stall % | test acc |",
-             "|:---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for row in result["variants"]:
-        name = "epoch end only" if not row["checkpoint_every"] else \
-            f"every {row['checkpoint_every']} steps + epoch end"
-        stall = f"{row['cpu_stall_percent']:.0f}" if row["cpu_stall_percent"] is not None else "n/a"
-        lines.append(f"| {name} | {row['checkpoints']} | {row['checkpoint_bytes'] / 1e6:.2f} | "
-                     f"{row['train_seconds']:.2f} | {row['checkpoint_seconds']:.3f} | {row['overhead_percent']:.2f} | "
-                     f"{row['wall_seconds']:.2f} | {stall} | {row['test_acc']:.4f} |")
-    same = len({row["weights_sha256"] for row in result["variants"]}) == 1
-    lines += ["", f"- final weights identical across variants: {'yes' if same else 'NO'} "
-              f"(sha256 {result['variants'][0]['weights_sha256'][:16]}...)",
-              "- train s: the trainer's own epoch time, checkpoint writes left out; checkpoint s: the sum of "
-              "checkpoints.jsonl's seconds; CPU stall %: growth of /proc/pressure/cpu's `some` total over the "
-              "variant's wall time (other processes competing for the cores; 0 on a quiet machine)"]
-    for row in result["variants"]:
-        lines.append(f"- every {row['checkpoint_every']}: pressure before `{row['cpu_pressure_before']}`, "
-                     f"after `{row['cpu_pressure_after']}`")
+    setup, variants = result["setup"], result["variants"]
+    same = len({row["weights_sha256"] for row in variants}) == 1
+    lines = [
+        f"# Checkpoint overhead: one {setup['model']} epoch, checkpointing three ways",
+        "",
+        f"- date: {result['date']}",
+        *report.machine_lines(result["machine"]),
+        f"- {setup['model']}, batch {setup['batch_size']}, {setup['train_examples']} training examples "
+        f"({setup['steps']} steps), adam lr {setup['lr']}, fp32, seed {setup['seed']}; data: {setup['data']}",
+        f"- command: `{result['command']}`",
+        "",
+        *report.markdown_table(variants, COLUMNS),
+        "",
+        f"- final weights identical across variants: {'yes' if same else 'NO'} "
+        f"(sha256 {variants[0]['weights_sha256'][:16]}...)",
+        "- train s: the trainer's own epoch time, checkpoint writes left out; checkpoint s: the sum of "
+        "checkpoints.jsonl's seconds; CPU stall %: growth of /proc/pressure/cpu's `some` total over the "
+        "variant's wall time (other processes competing for the cores; 0 on a quiet machine)",
+    ]
+    for row in variants:
+        lines.append(
+            f"- every {row['checkpoint_every']}: pressure before `{row['cpu_pressure_before']}`, "
+            f"after `{row['cpu_pressure_after']}`"
+        )
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data" / "mnist"))
-    parser.add_argument("--train-limit", type=int, default=20_000)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    common.add_data_dir(parser)
+    parser.add_argument("--train-limit", type=common.count, default=20_000, help="training examples (0: all)")
     parser.add_argument("--every", default="0,100,10", help="--checkpoint-every values, comma-separated")
-    parser.add_argument("--model", default="lstm")
-    parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
+    parser.add_argument("--model", default="lstm", choices=list(MODELS))
+    parser.add_argument("--batch-size", type=common.positive, default=100)
+    parser.add_argument("--threads", type=common.positive, default=1)
+    parser.add_argument("--out", default=str(common.RESULTS), help="folder for the .json and .md results")
     args = parser.parse_args(argv)
+    every = [int(value) for value in args.every.split(",")]
 
-    dataset = data.load(args.data_dir, log=lambda *a, **k: None)
-    base = TrainConfig(model=args.model, batch_size=args.batch_size, epochs=1, train_limit=args.train_limit,
-                       threads=args.threads, device="cpu", progress="none", seed=0)
+    dataset = load(common.data_dir(args.data_dir), log=quiet)
+    base = TrainConfig(model=args.model, batch_size=args.batch_size, train_limit=args.train_limit, threads=args.threads)
+    base = base.replace(epochs=1, device="cpu", progress="none", seed=0)
     examples = min(args.train_limit or len(dataset.train_labels), len(dataset.train_labels))
-    steps = data.num_batches(examples, args.batch_size)
+    info = report.machine(threads=args.threads)
     variants = []
     with tempfile.TemporaryDirectory(prefix="digitlab-checkpoint-overhead-") as folder:
         # Un-timed warm-up (a few steps and one checkpoint), so one-time set-up stays out of the first variant.
-        fit(base.replace(train_limit=3 * args.batch_size, run_dir=str(Path(folder) / "warm-up")), dataset=dataset,
-            log=lambda *a, **k: None)
-        for every in (int(value) for value in args.every.split(",")):
-            config = base.replace(checkpoint_every=every, run_dir=str(Path(folder) / f"every-{every}"))
-            row = measure(config, dataset)
+        warm_up = base.replace(train_limit=3 * args.batch_size, run_dir=str(Path(folder) / "warm-up"))
+        fit(warm_up, dataset=dataset, log=quiet)
+        for value in every:
+            row = measure(base.replace(checkpoint_every=value, run_dir=str(Path(folder) / f"every-{value}")), dataset)
             variants.append(row)
-            print(f"every {every}: {row['checkpoints']} checkpoints, {row['checkpoint_seconds']:.3f} s of "
-                  f"{row['train_seconds']:.2f} training s = {row['overhead_percent']:.2f}%, wall "
-                  f"{row['wall_seconds']:.2f} s, CPU stall {row['cpu_stall_percent']}", flush=True)
-    env = runs.environment(torch.device("cpu"))
-    result = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-              "machine": f"{env['cpu']}, {env['physical_cores']} physical cores ({env['cpu_count']} logical CPUs)",
-              "torch": env["torch"], "command": " ".join([Path(sys.executable).name, *sys.argv]),
-              "setup": {"model": args.model, "batch_size": args.batch_size, "threads": args.threads,
-                        "train_examples": examples,
-                        "steps": steps, "lr": base.lr, "seed": base.seed, "data": dataset.source},
-              "variants": variants}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = out / f"checkpoint_overhead-{time.strftime('%Y-%m-%d')}"
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+            log(
+                f"every {value}: {row['checkpoints']} checkpoints, {row['checkpoint_seconds']:.3f} s of "
+                f"{row['train_seconds']:.2f} training s = {row['overhead_percent']:.2f}%, wall "
+                f"{row['wall_seconds']:.2f} s, CPU stall {report.number(row['cpu_stall_percent'], 0)} %"
+            )
+    setup = {"model": args.model, "batch_size": args.batch_size, "threads": args.threads, "train_examples": examples}
+    setup |= {"steps": num_batches(examples, args.batch_size), "lr": base.lr, "seed": base.seed, "data": dataset.source}
+    result = {"date": report.now(), "machine": info, "torch": info["torch"], "command": common.command()}
+    result |= {"setup": setup, "variants": variants}
+    stem = Path(args.out) / f"checkpoint_overhead-{time.strftime('%Y-%m-%d')}"
+    common.save_json(stem.with_suffix(".json"), result)
     stem.with_suffix(".md").write_text(markdown(result))
     print(markdown(result))
     return 0

@@ -18,124 +18,119 @@ Everything else (model, activations of one micro-batch, Adam state, the test set
 Exits 1 when a run fails or any "est. full-data MB" is above --limit-mb (issue 3: 1.5 GB at batch 1000).
 The Markdown report goes to stdout; progress lines go to stderr.
 """
+
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
+import common
+from digitlab.models import MODELS
+from digitlab.perf import report
+from digitlab.perf.machine import physical_cores
+from digitlab.perf.report import Column, log
+from digitlab.store import rundir
+from digitlab.store.files import read_json
+
 DEFAULT_MODELS = ("lstm", "blstm", "cnn")
 FULL_TRAIN_EXAMPLES = 60000  # MNIST's training set
 BYTES_PER_IMAGE = 28 * 28 * 4  # one normalised float32 MNIST image
 
 
-def log(*parts) -> None:
-    print(*parts, file=sys.stderr, flush=True)
-
-
-def resolve_data_dir(data_dir: str | None) -> str | None:
-    if data_dir:
-        return data_dir
-    return str(SHARED_MNIST) if SHARED_MNIST.is_dir() else None  # else digitlab's own fetch chain
-
-
 def train_command(args, model: str, run_dir: Path) -> list[str]:
-    command = [sys.executable, "-m", "digitlab", "train", "--model", model, "--batch-size", str(args.batch_size),
-               "--train-limit", str(args.train_limit), "--epochs", str(args.epochs), "--precision", args.precision,
-               "--threads", str(args.threads), "--micro-batch", str(args.micro_batch), "--device", "cpu",
-               "--progress", "none", "--run-dir", str(run_dir)]
-    data_dir = resolve_data_dir(args.data_dir)
-    return command + (["--data-dir", data_dir] if data_dir else [])
+    command = [sys.executable, "-m", "digitlab", "train", "--model", model, "--device", "cpu", "--progress", "none"]
+    for flag in ("batch_size", "train_limit", "epochs", "precision", "threads", "micro_batch"):
+        command += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+    data_dir = common.data_dir(args.data_dir)
+    return command + ["--run-dir", str(run_dir)] + (["--data-dir", data_dir] if data_dir else [])
 
 
 def measure(args, model: str, folder: Path) -> dict:
-    run_dir = folder / model
+    run_dir, output_file = folder / model, folder / f"{model}.log"
     command = train_command(args, model, run_dir)
     log(f"  {model}: {' '.join(command[1:])}")
     started = time.perf_counter()
-    with open(folder / f"{model}.log", "w") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, cwd=REPO)
+    with open(output_file, "w") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, cwd=common.REPO)
         _, status, usage = os.wait4(process.pid, 0)  # this child's own rusage
         process.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.perf_counter() - started
-    row = {"model": model, "exit_code": process.returncode, "wall_seconds": seconds,
-           "wait4_peak_rss_mb": usage.ru_maxrss / 1024}  # Linux reports kilobytes
-    result_file = run_dir / "result.json"
-    if process.returncode != 0 or not result_file.is_file():
-        row["error"] = (folder / f"{model}.log").read_text()[-2000:]
+    row = {"model": model, "exit_code": process.returncode, "wall_seconds": seconds}
+    row["wait4_peak_rss_mb"] = usage.ru_maxrss / 1024  # Linux reports kilobytes
+    if process.returncode != 0 or not rundir.is_finished(run_dir):
+        row["error"] = output_file.read_text()[-2000:]
         log(f"  {model}: FAILED (exit {process.returncode})\n{row['error']}")
         return row
-    result = json.loads(result_file.read_text())
-    config = json.loads((run_dir / "config.json").read_text())
+    result, config = read_json(run_dir / rundir.RESULT), read_json(run_dir / rundir.CONFIG)
     examples = args.train_limit or FULL_TRAIN_EXAMPLES
-    row |= {"peak_rss_mb": result["peak_rss_mb"], "micro_batch": config.get("micro_batch"),
-            "examples": examples, "train_seconds": result.get("train_seconds_total"),
-            "est_full_data_mb": result["peak_rss_mb"]
-            + max(0, FULL_TRAIN_EXAMPLES - examples) * BYTES_PER_IMAGE / 2 ** 20}
+    missing_mb = max(0, FULL_TRAIN_EXAMPLES - examples) * BYTES_PER_IMAGE / 2**20
+    row |= {"peak_rss_mb": result["peak_rss_mb"], "micro_batch": config.get("micro_batch"), "examples": examples}
+    row |= {"train_seconds": result.get("train_seconds_total"), "est_full_data_mb": result["peak_rss_mb"] + missing_mb}
     row["within_limit"] = row["est_full_data_mb"] <= args.limit_mb
-    log(f"  {model}: peak RSS {row['peak_rss_mb']:.0f} MB (wait4 {row['wait4_peak_rss_mb']:.0f} MB), "
-        f"{seconds:.1f} s")
+    log(f"  {model}: peak RSS {row['peak_rss_mb']:.0f} MB (wait4 {row['wait4_peak_rss_mb']:.0f} MB), {seconds:.1f} s")
     return row
 
 
-def table(rows: list[dict], args) -> list[str]:
-    lines = ["| model | batch | micro-batch | examples | peak RSS MB | wait4 MB | est. full-data MB | "
-             f"<= {args.limit_mb:g} MB |", "|:---|---:|---:|---:|---:|---:|---:|:---:|"]
-    for row in rows:
-        if "error" in row:
-            lines.append(f"| {row['model']} | {args.batch_size} | | | failed (exit {row['exit_code']}) | | | no |")
-            continue
-        lines.append(f"| {row['model']} | {args.batch_size} | {row['micro_batch']} | {row['examples']} | "
-                     f"{row['peak_rss_mb']:.0f} | {row['wait4_peak_rss_mb']:.0f} | {row['est_full_data_mb']:.0f} | "
-                     f"{'yes' if row['within_limit'] else 'NO'} |")
-    return lines
+def verdict(row: dict) -> str:
+    return "no" if "error" in row else "yes" if row["within_limit"] else "NO"
+
+
+def columns(args) -> list[Column]:
+    def measured(key: str, text=lambda mb: f"{mb:.0f}") -> Callable[[dict], str]:
+        """The cell of a measured figure: empty for a failed run."""
+        return lambda row: "" if "error" in row else text(row[key])
+
+    failed = "failed (exit {exit_code})"
+    return [
+        Column("model", lambda row: row["model"], "left"),
+        Column("batch", lambda row: str(args.batch_size)),
+        Column("micro-batch", measured("micro_batch", str)),
+        Column("examples", measured("examples", str)),
+        Column("peak RSS MB", lambda row: failed.format(**row) if "error" in row else f"{row['peak_rss_mb']:.0f}"),
+        Column("wait4 MB", measured("wait4_peak_rss_mb")),
+        Column("est. full-data MB", measured("est_full_data_mb")),
+        Column(f"<= {args.limit_mb:g} MB", verdict, "center"),
+    ]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated models (default: "
-                        "lstm,blstm,cnn)")
-    parser.add_argument("--batch-size", type=int, default=1000, help="examples per step (default: 1000)")
-    parser.add_argument("--train-limit", type=int, default=5000,
-                        help="training examples of the short run (default: 5000; 0 = all 60000)")
-    parser.add_argument("--epochs", type=int, default=1, help="epochs of the short run (default: 1)")
-    parser.add_argument("--precision", default="fp32", help="fp32 or bf16 (default: fp32)")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads (default 0: the physical cores)")
-    parser.add_argument("--micro-batch", type=int, default=0,
-                        help="examples per forward/backward pass (default 0: the trainer's choice, 100 on the CPU)")
-    parser.add_argument("--data-dir", default=None,
-                        help=f"folder with the four IDX files (default: {SHARED_MNIST} when present)")
-    parser.add_argument("--limit-mb", type=float, default=1500, help="the allowed peak RSS (default: 1500)")
-    parser.add_argument("--json", default=None, metavar="PATH", help="also write the results here as JSON")
-    args = parser.parse_args(argv)
-    args.models = [name.strip() for name in args.models.split(",") if name.strip()]
-    if not args.models:
-        parser.error("--models is empty")
-    return args
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    add = parser.add_argument
+    add("--models", type=common.names(MODELS), default=",".join(DEFAULT_MODELS), help="comma-separated models")
+    add("--batch-size", type=common.positive, default=1000, help="examples per step")
+    add("--train-limit", type=common.count, default=5000, help="training examples of the short run (0: all 60000)")
+    add("--epochs", type=common.positive, default=1, help="epochs of the short run")
+    add("--precision", default="fp32", choices=["fp32", "bf16"])
+    add("--threads", type=common.count, default=0, help="CPU threads (0: the physical cores)")
+    add("--micro-batch", type=common.count, default=0, help="examples per forward/backward pass (0: the trainer's)")
+    common.add_data_dir(parser)
+    add("--limit-mb", type=float, default=1500, help="the allowed peak RSS")
+    add("--json", default=None, metavar="PATH", help="also write the results here as JSON")
+    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    log(f"peak memory of digitlab train at batch {args.batch_size}, {args.train_limit or FULL_TRAIN_EXAMPLES} "
-        f"examples, {args.epochs} epoch(s), {args.precision}")
+    examples = args.train_limit or FULL_TRAIN_EXAMPLES
+    date, info = report.now(), report.machine(threads=args.threads or physical_cores())  # the runs' threads
+    log(f"peak memory of digitlab train at batch {args.batch_size}, {examples} examples, {args.epochs} epoch(s)")
     with tempfile.TemporaryDirectory(prefix="digitlab-peak-memory-") as folder:
         rows = [measure(args, model, Path(folder)) for model in args.models]
-    print(f"# Peak RSS of `digitlab train`, batch {args.batch_size}, {args.precision}", "",
-          f"- date: {time.strftime('%Y-%m-%dT%H:%M:%S%z')}, python {sys.version.split()[0]}",
-          f"- each run: {args.epochs} epoch(s) on {args.train_limit or FULL_TRAIN_EXAMPLES} training examples, "
-          f"then the full test set's evaluation; its own process", "", sep="\n")
-    print(*table(rows, args), sep="\n", flush=True)
+    print(f"# Peak RSS of `digitlab train`, batch {args.batch_size}, {args.precision}", "", sep="\n")
+    print(f"- date: {date}", *report.machine_lines(info), sep="\n")
+    each = f"{args.epochs} epoch(s) on {examples} training examples, then the full test set's evaluation"
+    print(f"- each run: {each}; its own process", "", sep="\n")
+    print(*report.markdown_table(rows, columns(args)), sep="\n", flush=True)
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"settings": {k: v for k, v in vars(args).items()}, "results": rows},
-                                              indent=2) + "\n")
+        common.save_json(args.json, {"date": date, "settings": vars(args), "machine": info, "results": rows})
         log(f"results written to {args.json}")
     return 0 if all(row.get("within_limit") for row in rows) else 1
 

@@ -1,4 +1,5 @@
 """digitlab.models: every model's shapes and gradients, the BLSTM heads, and build()'s sizes."""
+
 from __future__ import annotations
 
 import pytest
@@ -57,12 +58,13 @@ def test_eval_mode_is_deterministic_and_batch_independent(name):
     model = small(name, (28, 28), dropout=0.3).eval()
     images = torch.randn(6, 28, 28)
     together = model(images)
-    alone = torch.cat([model(images[i:i + 1]) for i in range(6)])
+    alone = torch.cat([model(images[i : i + 1]) for i in range(6)])
     torch.testing.assert_close(together, alone, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(model(images), together, rtol=0, atol=0)
 
 
 # --- the BLSTM heads ----------------------------------------------------------------------------------
+
 
 def _paper_reference(model, images):
     out, _ = model.lstm(images)  # (B, H, 2*hidden)
@@ -74,8 +76,9 @@ def _final_reference(model, images):
     return model.fc(torch.cat([h_n[-2], h_n[-1]], dim=1))
 
 
-@pytest.mark.parametrize("shape, num_layers", [((28, 28), 2), ((12, 16), 1), ((12, 16), 3)],
-                         ids=["28x28-2", "12x16-1", "12x16-3"])
+@pytest.mark.parametrize(
+    "shape, num_layers", [((28, 28), 2), ((12, 16), 1), ((12, 16), 3)], ids=["28x28-2", "12x16-1", "12x16-3"]
+)
 def test_blstm_paper_head_is_fc_of_last_output(shape, num_layers):
     model = build("blstm", shape, 10, hidden_size=8, num_layers=num_layers, head="paper")
     images = torch.randn(5, *shape)
@@ -123,6 +126,10 @@ def test_blstm_heads_differ_only_in_the_reverse_half():
     assert not torch.allclose(paper(images), final(images))
 
 
+def test_blstm_heads():
+    assert models.BLSTM_HEADS == ("paper", "final")
+
+
 def test_blstm_rejects_unknown_head():
     with pytest.raises(ValueError, match="head"):
         build("blstm", (28, 28), 10, head="middle")
@@ -135,6 +142,7 @@ def test_build_passes_head_only_to_models_that_take_it():
 
 # --- build() and its sizes ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["lstm", "blstm", "gru"])
 def test_build_honours_recurrent_sizes(name):
     model = build(name, (12, 16), 10, hidden_size=24, num_layers=3)
@@ -142,6 +150,10 @@ def test_build_honours_recurrent_sizes(name):
     assert (rnn.input_size, rnn.hidden_size, rnn.num_layers) == (16, 24, 3)
     assert rnn.batch_first
     assert rnn.bidirectional == (name == "blstm")
+
+
+@pytest.mark.parametrize("name", ["lstm", "blstm", "gru"])
+def test_build_without_sizes_takes_the_models_defaults(name):
     default = build(name, (12, 16), 10)
     rnn = next(m for m in default.modules() if isinstance(m, nn.RNNBase))
     assert (rnn.hidden_size, rnn.num_layers) == (MODELS[name].default_hidden_size, MODELS[name].default_num_layers)
@@ -150,14 +162,20 @@ def test_build_honours_recurrent_sizes(name):
 def test_build_honours_mlp_sizes():
     model = build("mlp", (12, 16), 10, hidden_size=24, num_layers=3)
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    assert [(l.in_features, l.out_features) for l in linears] == [(192, 24), (24, 24), (24, 24), (24, 10)]
+    assert [(layer.in_features, layer.out_features) for layer in linears] == [(192, 24), (24, 24), (24, 24), (24, 10)]
 
 
-def test_build_honours_cnn_hidden_size_and_rejects_other_depths():
+def test_build_honours_cnn_hidden_size():
     model = build("cnn", (12, 16), 10, hidden_size=24)
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    assert [(l.in_features, l.out_features) for l in linears] == [(64 * 3 * 4, 24), (24, 10)]
+    assert [(layer.in_features, layer.out_features) for layer in linears] == [(64 * 3 * 4, 24), (24, 10)]
+
+
+def test_cnn_accepts_its_own_depth():
     assert count_parameters(build("cnn", (28, 28), 10, num_layers=2)) == count_parameters(build("cnn", (28, 28), 10))
+
+
+def test_cnn_rejects_other_depths():
     with pytest.raises(ValueError, match="2"):
         build("cnn", (28, 28), 10, num_layers=3)
 
@@ -165,7 +183,8 @@ def test_build_honours_cnn_hidden_size_and_rejects_other_depths():
 @pytest.mark.parametrize("name", list(MODELS))
 def test_hidden_size_changes_parameter_count(name):
     assert count_parameters(build(name, (28, 28), 10, hidden_size=8)) < count_parameters(
-        build(name, (28, 28), 10, hidden_size=16))
+        build(name, (28, 28), 10, hidden_size=16)
+    )
 
 
 def test_paper_lstm_has_the_papers_size():

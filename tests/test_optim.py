@@ -1,4 +1,5 @@
 """digitlab.optim: each optimizer carries the settings of Su (2018) (adamw: torch's defaults)."""
+
 from __future__ import annotations
 
 import copy
@@ -24,11 +25,15 @@ EXPECTED = {
 PAPER_SETTINGS = {
     "sgd": (torch.optim.SGD, {"lr": LR, "momentum": 0, "dampening": 0, "weight_decay": 0, "nesterov": False}),
     "momentum": (torch.optim.SGD, {"lr": LR, "momentum": 0.8, "dampening": 0, "weight_decay": 0, "nesterov": False}),
-    "rmsprop": (torch.optim.RMSprop, {"lr": LR, "alpha": 0.9, "eps": 1e-8, "momentum": 0, "centered": False,
-                                      "weight_decay": 0}),
+    "rmsprop": (
+        torch.optim.RMSprop,
+        {"lr": LR, "alpha": 0.9, "eps": 1e-8, "momentum": 0, "centered": False, "weight_decay": 0},
+    ),
     "adam": (torch.optim.Adam, {"lr": LR, "betas": (0.9, 0.99), "eps": 1e-8, "weight_decay": 0, "amsgrad": False}),
-    "adamw": (torch.optim.AdamW, {"lr": LR, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.01,
-                                  "amsgrad": False}),
+    "adamw": (
+        torch.optim.AdamW,
+        {"lr": LR, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.01, "amsgrad": False},
+    ),
 }
 
 
@@ -101,5 +106,5 @@ def test_optimizers_differ_from_each_other():
         results[name] = torch.cat([p.detach().flatten() for p in model.parameters()])
     names = list(results)
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             assert not torch.equal(results[a], results[b]), (a, b)

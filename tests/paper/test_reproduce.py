@@ -1,4 +1,5 @@
 """`digitlab reproduce` and `digitlab report` end to end on synthetic data, in quick mode."""
+
 from __future__ import annotations
 
 import csv
@@ -8,13 +9,14 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-from conftest import write_dataset
 
-from digitlab import experiments, runs
 from digitlab.cli import main
+from digitlab.paper import experiments
+from digitlab.store import rundir
+from digitlab.store.files import read_json, read_rows
+from helpers import write_dataset
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -28,8 +30,7 @@ def small_digits(tmp_path_factory):
 @pytest.fixture(scope="module")
 def quick_reproduction(small_digits, tmp_path_factory):
     out = tmp_path_factory.mktemp("reproduction")
-    code = main(["reproduce", "all", "--quick", "--data-dir", str(small_digits), "--out", str(out),
-                 "--threads", "1"])
+    code = main(["reproduce", "all", "--quick", "--data-dir", str(small_digits), "--out", str(out), "--threads", "1"])
     assert code == 0
     return out
 
@@ -49,16 +50,16 @@ def test_csv_and_json_agree_with_run_directories(quick_reproduction):
     out = quick_reproduction
     rows = list(csv.DictReader((out / "results.csv").open()))
     summary = json.loads((out / "results.json").read_text())
-    folders = [f for f in (out / "cells").iterdir() if (f / runs.CONFIG).exists()]
+    folders = [f for f in (out / "cells").iterdir() if (f / rundir.CONFIG).exists()]
     assert len(summary["cells"]) == len(folders)
-    expected = {(f.name, row["epoch"]): row for f in folders for row in runs.read_rows(f / runs.METRICS)}
+    expected = {(f.name, row["epoch"]): row for f in folders for row in read_rows(f / rundir.METRICS)}
     assert len(rows) == len(expected)
     for row in rows:
         truth = expected[(row["cell"], int(row["epoch"]))]
         assert float(row["test_acc"]) == pytest.approx(truth["test/acc"])
         assert float(row["train_seconds"]) == pytest.approx(truth["train/seconds"])
     for cell in summary["cells"]:
-        assert cell["epochs"] == runs.read_rows(out / "cells" / cell["cell"] / runs.METRICS)
+        assert cell["epochs"] == read_rows(out / "cells" / cell["cell"] / rundir.METRICS)
 
 
 def test_every_cell_finished_including_tuned(quick_reproduction):
@@ -71,14 +72,16 @@ def test_every_cell_finished_including_tuned(quick_reproduction):
 
 def test_optimizers_share_initial_weights_and_batch_order(quick_reproduction):
     fixed = [f for f in (quick_reproduction / "cells").iterdir() if f.name.startswith("fixed-")]
-    assert {runs.load_config(f).optimizer for f in fixed} == set(experiments.FIGURE3_OPTIMIZERS)
-    weights = {runs.read_json(f / runs.RESULT)["initial_weights_sha256"] for f in fixed}
-    orders = {tuple(row["batch_order_sha256"] for row in runs.read_rows(f / runs.METRICS)) for f in fixed}
+    assert {rundir.load_config(f).optimizer for f in fixed} == set(experiments.FIGURE3_OPTIMIZERS)
+    weights = {read_json(f / rundir.RESULT)["initial_weights_sha256"] for f in fixed}
+    orders = {tuple(row["batch_order_sha256"] for row in read_rows(f / rundir.METRICS)) for f in fixed}
     assert len(weights) == 1 and len(orders) == 1
     # ...and the check can fail: another seed gives other weights and another order.
     other = [f for f in (quick_reproduction / "cells").iterdir() if f.name.startswith("table-lstm")]
-    assert runs.read_json(other[0] / runs.RESULT)["initial_weights_sha256"] not in weights or \
-        runs.load_config(other[0]).seed == runs.load_config(fixed[0]).seed
+    assert (
+        read_json(other[0] / rundir.RESULT)["initial_weights_sha256"] not in weights
+        or rundir.load_config(other[0]).seed == rundir.load_config(fixed[0]).seed
+    )
 
 
 def test_report_rebuilds_without_training(quick_reproduction):
@@ -90,20 +93,31 @@ def test_report_rebuilds_without_training(quick_reproduction):
 
 
 def test_rerun_skips_finished_cells(quick_reproduction, small_digits, capsys):
-    stamps = {f.name: (f / runs.RESULT).stat().st_mtime_ns for f in (quick_reproduction / "cells").iterdir()
-              if (f / runs.RESULT).exists()}
-    assert main(["reproduce", "all", "--quick", "--data-dir", str(small_digits), "--out",
-                 str(quick_reproduction)]) == 0
+    stamps = {
+        f.name: (f / rundir.RESULT).stat().st_mtime_ns
+        for f in (quick_reproduction / "cells").iterdir()
+        if (f / rundir.RESULT).exists()
+    }
+    assert main(["reproduce", "all", "--quick", "--data-dir", str(small_digits), "--out", str(quick_reproduction)]) == 0
     assert "starting" not in capsys.readouterr().out
-    assert stamps == {name: (quick_reproduction / "cells" / name / runs.RESULT).stat().st_mtime_ns for name in stamps}
+    assert stamps == {name: (quick_reproduction / "cells" / name / rundir.RESULT).stat().st_mtime_ns for name in stamps}
 
 
-def test_bad_input(quick_reproduction, small_digits, tmp_path, capsys):
+def test_unknown_experiment_is_refused(tmp_path):
     assert main(["reproduce", "table5", "--quick", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_unparsable_seeds_are_refused(tmp_path):
     assert main(["reproduce", "all", "--seeds", "0,x", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_full_run_into_a_quick_reproduction_is_refused(quick_reproduction, small_digits, capsys):
     # The folder holds a quick reproduction: a full one must not mix into it.
     assert main(["reproduce", "table2", "--data-dir", str(small_digits), "--out", str(quick_reproduction)]) == 2
     assert "choose another --out" in capsys.readouterr().err
+
+
+def test_report_of_a_folder_without_a_reproduction_is_refused(tmp_path):
     assert main(["report", str(tmp_path)]) == 2
 
 
@@ -112,13 +126,13 @@ def test_cell_whose_config_changed_is_refused(small_digits, tmp_path, capsys):
     args = ["reproduce", "table2", "--quick", "--data-dir", str(small_digits), "--out", str(out), "--threads", "1"]
     assert main(args) == 0
     cell = next(f for f in (out / "cells").iterdir() if f.name.startswith("table-lstm"))
-    config = json.loads((cell / runs.CONFIG).read_text())
+    config = json.loads((cell / rundir.CONFIG).read_text())
     config["lr"] = 0.5
-    (cell / runs.CONFIG).write_text(json.dumps(config))
-    result_before = (cell / runs.RESULT).read_bytes()
+    (cell / rundir.CONFIG).write_text(json.dumps(config))
+    result_before = (cell / rundir.RESULT).read_bytes()
     assert main(args) == 2
     assert "no longer matches" in capsys.readouterr().err
-    assert (cell / runs.RESULT).read_bytes() == result_before
+    assert (cell / rundir.RESULT).read_bytes() == result_before
 
 
 def _kill_when(process: subprocess.Popen, ready, timeout: float = 120.0) -> None:
@@ -135,25 +149,26 @@ def _kill_when(process: subprocess.Popen, ready, timeout: float = 120.0) -> None
 def test_resume_after_kill(small_digits, tmp_path, where):
     out = tmp_path / "out"
     command = [sys.executable, "-m", "digitlab", "reproduce", "table4", "--quick", "--data-dir", str(small_digits),
-               "--out", str(out), "--threads", "1"]
+               "--out", str(out), "--threads", "1"]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     cells = out / "cells"
 
     def finished_one():
-        return cells.is_dir() and any(runs.is_finished(f) for f in cells.iterdir())
+        return cells.is_dir() and any(rundir.is_finished(f) for f in cells.iterdir())
 
     def inside_second():  # a cell with an epoch checkpoint but not finished, after the first cell is done
-        return finished_one() and any(not runs.is_finished(f) and len(runs.read_rows(f / runs.METRICS)) >= 2
-                                      for f in cells.iterdir())
+        return finished_one() and any(
+            not rundir.is_finished(f) and len(read_rows(f / rundir.METRICS)) >= 2 for f in cells.iterdir()
+        )
 
     _kill_when(process, finished_one if where == "between cells" else inside_second)
-    done_before = {f.name for f in cells.iterdir() if runs.is_finished(f)}
+    done_before = {f.name for f in cells.iterdir() if rundir.is_finished(f)}
     assert subprocess.run(command, capture_output=True, timeout=300).returncode == 0
     folders = list(cells.iterdir())
-    assert len(folders) == 3 and all(runs.is_finished(f) for f in folders)
+    assert len(folders) == 3 and all(rundir.is_finished(f) for f in folders)
     assert done_before <= {f.name for f in folders}
     for folder in folders:
-        epochs = [row["epoch"] for row in runs.read_rows(folder / runs.METRICS)]
+        epochs = [row["epoch"] for row in read_rows(folder / rundir.METRICS)]
         assert epochs == list(range(1, 13))  # no duplicated or missing epoch rows
-        steps = [row["global_step"] for row in runs.read_rows(folder / runs.STEPS)]
+        steps = [row["global_step"] for row in read_rows(folder / rundir.STEPS)]
         assert steps == list(range(1, len(steps) + 1))

@@ -1,9 +1,10 @@
 """The statistics functions against values computed by hand."""
+
 import math
 
 import pytest
 
-from digitlab.stats import paired, summarize
+from digitlab.paper.stats import paired, summarize
 
 
 def test_summary_of_four_values():

@@ -1,5 +1,6 @@
 """DistributedDataParallel under torchrun: 2 processes with gloo on the loopback interface, against one
 process at the same global batch size; and a 2-process run stopped by SIGTERM and resumed."""
+
 from __future__ import annotations
 
 import os
@@ -12,22 +13,25 @@ from pathlib import Path
 import pytest
 import torch
 import torch.distributed as dist
-from conftest import write_dataset
 
-from digitlab import checkpoint, runs
 from digitlab.config import TrainConfig
-from digitlab.resume import CHECKPOINT_LOG
-from digitlab.train import fit
+from digitlab.store import checkpoint, rundir
+from digitlab.store.files import read_json, read_rows
+from digitlab.training.fit import fit
+from helpers import write_dataset
 
-pytestmark = pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()),
-                                reason="needs torch.distributed with gloo")
+pytestmark = pytest.mark.skipif(
+    not (dist.is_available() and dist.is_gloo_available()), reason="needs torch.distributed with gloo"
+)
 
 # Seconds one torchrun job may take; a busy machine (other jobs on the cores) may need more.
 TIMEOUT = float(os.environ.get("DIGITLAB_TEST_TIMEOUT", "300"))
 
 # 300 examples in global batches of 30: 10 steps per epoch, each process taking 15 examples of every batch.
-SETTINGS = dict(model="lstm", num_layers=1, hidden_size=16, batch_size=30, epochs=2, lr=0.01, seed=1,
-                checkpoint_every=4, threads=1, device="cpu", progress="none")
+SETTINGS = dict(
+    model="lstm", num_layers=1, hidden_size=16, batch_size=30, epochs=2, lr=0.01, seed=1, checkpoint_every=4,
+    threads=1, device="cpu", progress="none",
+)  # fmt: skip
 
 
 def quiet(*args, **kwargs):
@@ -39,16 +43,20 @@ def flags(settings: dict) -> list[str]:
 
 
 def start_torchrun(args: list[str], processes: int = 2) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+    }
     env["PYTHONUNBUFFERED"] = "1"
     if Path("/sys/class/net/lo").exists():
         env["GLOO_SOCKET_IFNAME"] = "lo"  # --standalone rendezvous on localhost; gloo on the loopback too
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-               "-m", "digitlab", *args]
+               "-m", "digitlab", *args]  # fmt: skip
     # A session of its own: on a timeout the whole group (torchrun and its workers) is killed.
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                            start_new_session=True)
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True
+    )
 
 
 def finish(process: subprocess.Popen) -> str:
@@ -73,37 +81,56 @@ def ddp_data(tmp_path_factory) -> Path:
     return write_dataset(tmp_path_factory.mktemp("ddp-data"), n_train=300, n_test=100)
 
 
-def test_two_processes_match_one_process(ddp_data, tmp_path):
-    single = fit(TrainConfig(**SETTINGS, data_dir=str(ddp_data), run_dir=str(tmp_path / "single")), log=quiet)
-    ddp = tmp_path / "ddp"
+@pytest.fixture(scope="module")
+def two_processes(ddp_data, tmp_path_factory) -> tuple[Path, Path, str]:
+    """The same run as one process and under torchrun with 2 processes; and torchrun's output."""
+    folder = tmp_path_factory.mktemp("ddp")
+    single = fit(TrainConfig(**SETTINGS, data_dir=str(ddp_data), run_dir=str(folder / "single")), log=quiet)
+    ddp = folder / "ddp"
     output = torchrun(["train", *flags(SETTINGS), "--data-dir", str(ddp_data), "--run-dir", str(ddp)])
-    assert output.count("training lstm") == 1 and output.count("run directory:") == 1  # rank 0 alone logs
+    return single, ddp, output
 
-    # Written once, by rank 0: one row per step and per epoch, each checkpoint once.
-    steps = runs.read_rows(ddp / runs.STEPS)
+
+def test_rank_0_alone_logs(two_processes):
+    _, _, output = two_processes
+    assert output.count("training lstm") == 1 and output.count("run directory:") == 1
+
+
+def test_rank_0_alone_writes_the_records(two_processes):
+    # One row per step and per epoch, each checkpoint once.
+    _, ddp, _ = two_processes
+    steps = read_rows(ddp / rundir.STEPS)
     assert [row["global_step"] for row in steps] == list(range(1, 21))
-    assert [row["epoch"] for row in runs.read_rows(ddp / runs.METRICS)] == [1, 2]
-    assert [row["global_step"] for row in runs.read_rows(ddp / CHECKPOINT_LOG)] == [4, 8, 10, 12, 16, 20]
-    assert [p.name for p in checkpoint.list_checkpoints(ddp / runs.CHECKPOINTS)] == \
-        ["step-000000016.safetensors", "step-000000020.safetensors"]
-    assert runs.read_json(ddp / runs.ENV)["world_size"] == 2
-    assert runs.read_json(ddp / runs.RESULT)["world_size"] == 2
+    assert [row["epoch"] for row in read_rows(ddp / rundir.METRICS)] == [1, 2]
+    assert [row["global_step"] for row in read_rows(ddp / rundir.CHECKPOINT_LOG)] == [4, 8, 10, 12, 16, 20]
+    assert [p.name for p in checkpoint.list_checkpoints(ddp / rundir.CHECKPOINTS)] == [
+        "step-000000016.safetensors",
+        "step-000000020.safetensors",
+    ]
+    assert read_json(ddp / rundir.ENV)["world_size"] == 2
+    assert read_json(ddp / rundir.RESULT)["world_size"] == 2
 
+
+def test_two_processes_match_one_process(two_processes):
     # The same training as one process, within float tolerance (the gradient is summed in another order).
-    one, two = runs.read_json(single / runs.RESULT)["final"], runs.read_json(ddp / runs.RESULT)["final"]
-    weights_one, _ = runs.read_weights(single)
-    weights_two, _ = runs.read_weights(ddp)
+    single, ddp, _ = two_processes
+    steps = read_rows(ddp / rundir.STEPS)
+    one, two = read_json(single / rundir.RESULT)["final"], read_json(ddp / rundir.RESULT)["final"]
+    weights_one, _ = rundir.read_weights(single)
+    weights_two, _ = rundir.read_weights(ddp)
     max_difference = max((weights_one[n] - weights_two[n]).abs().max().item() for n in weights_one)
-    print(f"\none process: test loss {one['test/loss']:.8f}, test acc {one['test/acc']:.4f}; "
-          f"two processes: test loss {two['test/loss']:.8f}, test acc {two['test/acc']:.4f}; "
-          f"largest weight difference {max_difference:.3g}")
+    print(
+        f"\none process: test loss {one['test/loss']:.8f}, test acc {one['test/acc']:.4f}; "
+        f"two processes: test loss {two['test/loss']:.8f}, test acc {two['test/acc']:.4f}; "
+        f"largest weight difference {max_difference:.3g}"
+    )
     assert two["test/loss"] == pytest.approx(one["test/loss"], abs=1e-4)
     assert two["test/acc"] == pytest.approx(one["test/acc"], abs=0.011)  # at most one of the 100 test digits
     assert two["train/loss"] == pytest.approx(one["train/loss"], abs=1e-4)
     assert max_difference < 1e-4
     for name in weights_one:
         torch.testing.assert_close(weights_two[name], weights_one[name], rtol=1e-4, atol=1e-5)
-    losses_one = [row["train/loss"] for row in runs.read_rows(single / runs.STEPS)]
+    losses_one = [row["train/loss"] for row in read_rows(single / rundir.STEPS)]
     assert [row["train/loss"] for row in steps] == pytest.approx(losses_one, abs=1e-4)
     assert one["test/acc"] > 0.3  # it learned something, so the comparison means something
 
@@ -118,8 +145,11 @@ def test_two_processes_stopped_by_sigterm_resume_bit_identically(ddp_data, tmp_p
     stopped = tmp_path / "stopped"
     process = start_torchrun(["train", *flags(settings), "--data-dir", str(ddp_data), "--run-dir", str(stopped)])
     deadline = time.monotonic() + TIMEOUT
-    while not checkpoint.list_checkpoints(stopped / runs.CHECKPOINTS) and process.poll() is None \
-            and time.monotonic() < deadline:
+    while (
+        not checkpoint.list_checkpoints(stopped / rundir.CHECKPOINTS)
+        and process.poll() is None
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.005)
     process.send_signal(signal.SIGTERM)  # torchrun passes it on to both processes
     output = finish(process)
@@ -127,14 +157,20 @@ def test_two_processes_stopped_by_sigterm_resume_bit_identically(ddp_data, tmp_p
     assert f"--resume {stopped}" in output, output
     # Both processes exited by themselves, within torchrun's 30 s grace (none hung at exit).
     assert "forcefully exiting" not in output, output
-    taken = len(runs.read_rows(stopped / runs.STEPS))
+    taken = len(read_rows(stopped / rundir.STEPS))
     assert 0 < taken < 20, output
-    assert int(checkpoint.CHECKPOINT_NAME.match(
-        checkpoint.list_checkpoints(stopped / runs.CHECKPOINTS)[-1].name).group(1)) == taken
+    assert (
+        int(
+            checkpoint.CHECKPOINT_NAME.match(checkpoint.list_checkpoints(stopped / rundir.CHECKPOINTS)[-1].name).group(
+                1
+            )
+        )
+        == taken
+    )
 
     output = torchrun(["train", "--resume", str(stopped), "--progress", "none"])
     assert f"(global step {taken})" in output
-    got, _ = runs.read_weights(stopped)
-    want, _ = runs.read_weights(straight)
+    got, _ = rundir.read_weights(stopped)
+    want, _ = rundir.read_weights(straight)
     assert all(torch.equal(got[name], want[name]) for name in want)
-    assert runs.read_rows(stopped / runs.STEPS) == runs.read_rows(straight / runs.STEPS)
+    assert read_rows(stopped / rundir.STEPS) == read_rows(straight / rundir.STEPS)

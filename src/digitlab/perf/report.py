@@ -1,0 +1,105 @@
+"""Benchmark reports: progress on stderr, the machine the numbers were measured on, Markdown tables, JSON.
+
+Every report says what machine it ran on (CPU model and features, cores, threads, versions, CPU pressure):
+bf16 is fast only where the CPU has avx512_bf16 or AMX, and a busy neighbour inflates every time.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from digitlab.perf.machine import cpu_features, cpu_model, cpu_pressure, physical_cores
+
+STALL_WARNING = 0.10  # above this share of a timed run spent with a task waiting for a CPU, say so
+
+
+def log(*parts) -> None:
+    """A progress line, on stderr: stdout carries the report."""
+    print(*parts, file=sys.stderr, flush=True)
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def machine(threads: int | None = None) -> dict:
+    """The machine, as a report records it; `threads`: the torch threads the measured work uses (default:
+    this process's). cpu_pressure is read now: call this before measuring."""
+    return {
+        "cpu": cpu_model(),
+        "cpu_features": cpu_features(),
+        "physical_cores": physical_cores(),
+        "logical_cpus": os.cpu_count(),
+        "threads": threads or torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": sys.version.split()[0],
+        "cpu_pressure": cpu_pressure(),
+    }
+
+
+def features_text(features: dict[str, bool]) -> str:
+    """ "avx2, avx512f; without avx512_bf16, amx_tile, amx_bf16"."""
+    have = [name for name, present in features.items() if present]
+    lack = [name for name, present in features.items() if not present]
+    return ", ".join(have) + ("; " if have and lack else "") + ("without " + ", ".join(lack) if lack else "")
+
+
+def machine_lines(info: dict) -> list[str]:
+    """machine()'s record as the Markdown header lines of a report."""
+    return [
+        f"- machine: {info['cpu']}, {info['physical_cores']} physical cores ({info['logical_cpus']} logical CPUs), "
+        f"{info['threads']} torch threads, torch {info['torch']}, python {info['python']}",
+        f"- CPU features: {features_text(info['cpu_features'])}",
+        f"- cpu pressure before: {info['cpu_pressure']}",
+    ]
+
+
+@dataclass
+class Column:
+    """A Markdown table column: its heading, and the cell's text for a row."""
+
+    heading: str
+    cell: Callable[[dict], str]
+    align: str = "right"  # or "left", "center"
+
+
+def table_header(columns: list[Column]) -> list[str]:
+    return [
+        "| " + " | ".join(c.heading for c in columns) + " |",
+        "|" + "|".join({"left": ":---", "center": ":---:"}.get(c.align, "---:") for c in columns) + "|",
+    ]
+
+
+def table_row(row: dict, columns: list[Column]) -> str:
+    return "| " + " | ".join(c.cell(row) for c in columns) + " |"
+
+
+def markdown_table(rows: list[dict], columns: list[Column]) -> list[str]:
+    return table_header(columns) + [table_row(row, columns) for row in rows]
+
+
+def number(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def stall_lines(shares: dict[str, float]) -> list[str]:
+    """What perf.compare.stall_shares found (name -> the largest stall share of its runs), with a warning
+    when other processes competed for the cores."""
+    if not shares:
+        return ["CPU stall during the timed runs: unknown (no /proc/pressure/cpu)"]
+    lines = [
+        "CPU stall during the timed runs (share of each run's wall time in which some task waited for a CPU, "
+        "/proc/pressure/cpu): " + ", ".join(f"{name} {share:.0%}" for name, share in shares.items())
+    ]
+    if max(shares.values()) > STALL_WARNING:
+        lines.append(
+            f"WARNING: above {STALL_WARNING:.0%}, other processes competed for the cores during timing; "
+            f"these times measure the contention, not the code. Rerun on a quiet machine."
+        )
+    return lines

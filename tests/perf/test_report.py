@@ -1,0 +1,55 @@
+"""digitlab.perf.report: the machine header (CPU features included), Markdown tables, stall notes, JSON."""
+
+from __future__ import annotations
+
+import torch
+
+from digitlab.perf import report
+from digitlab.perf.machine import CPU_FEATURES
+
+
+def test_machine_names_the_cpu_features_and_threads():
+    info = report.machine(threads=3)
+    assert set(info["cpu_features"]) == set(CPU_FEATURES) and info["threads"] == 3
+    assert info["torch"] == torch.__version__ and info["physical_cores"] >= 1
+    lines = report.machine_lines(info)
+    assert any(line.startswith("- machine: ") and "3 torch threads" in line for line in lines)
+    (features,) = [line for line in lines if line.startswith("- CPU features: ")]
+    assert all(name in features for name in CPU_FEATURES)
+
+
+def test_features_text():
+    assert (
+        report.features_text({"avx2": True, "avx512f": False, "amx_tile": False}) == "avx2; without avx512f, amx_tile"
+    )
+    assert report.features_text({"avx2": True}) == "avx2"
+    assert report.features_text({"avx2": False}) == "without avx2"
+
+
+def test_markdown_table():
+    columns = [
+        report.Column("name", lambda row: row["name"], "left"),
+        report.Column("x", lambda row: report.number(row["x"], 1)),
+        report.Column("ok", lambda row: "yes", "center"),
+    ]
+    rows = [{"name": "a", "x": 1.25}, {"name": "b", "x": None}]
+    assert report.markdown_table(rows, columns) == [
+        "| name | x | ok |",
+        "|:---|---:|:---:|",
+        "| a | 1.2 | yes |",
+        "| b | n/a | yes |",
+    ]
+
+
+def test_stall_lines_warn_about_contention():
+    assert report.stall_lines({}) == ["CPU stall during the timed runs: unknown (no /proc/pressure/cpu)"]
+    (quiet,) = report.stall_lines({"lstm baseline": 0.01})
+    assert "lstm baseline 1%" in quiet
+    busy = report.stall_lines({"lstm baseline": 0.01, "lstm digitlab fp32": 0.5})
+    assert len(busy) == 2 and busy[1].startswith("WARNING")
+
+
+def test_log_writes_to_stderr(capsys):
+    report.log("progress", 1)
+    captured = capsys.readouterr()
+    assert captured.err == "progress 1\n" and captured.out == ""

@@ -1,0 +1,65 @@
+"""Where a run computes (digitlab.training.device): the device, the micro-batch, precision and seeding."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from digitlab.config import TrainConfig
+from digitlab.errors import ConfigError
+from digitlab.training.device import CPU_MICRO_BATCH, autocast, micro_batch, parse_device, seed_everything
+
+
+@pytest.mark.parametrize("name", ["tpu", "meta", "cuda:x", ""])
+def test_unsupported_device_is_refused(name):
+    with pytest.raises(ConfigError, match="unsupported device"):
+        parse_device(name)
+
+
+def test_cpu_is_the_cpu():
+    assert parse_device("cpu") == torch.device("cpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_auto_is_the_cpu_without_a_gpu():
+    assert parse_device("auto") == torch.device("cpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+@pytest.mark.parametrize("name", ["cuda", "cuda:1"])
+def test_cuda_without_a_gpu_is_refused(name):
+    with pytest.raises(ConfigError, match="no CUDA GPU"):
+        parse_device(name)
+
+
+def test_micro_batch_defaults_to_100_on_the_cpu():
+    assert micro_batch(TrainConfig(batch_size=500), torch.device("cpu")) == CPU_MICRO_BATCH == 100
+
+
+def test_micro_batch_defaults_to_the_batch_on_a_gpu():
+    assert micro_batch(TrainConfig(batch_size=500), torch.device("cuda")) == 500
+
+
+def test_micro_batch_given_is_kept():
+    assert micro_batch(TrainConfig(batch_size=500, micro_batch=7), torch.device("cpu")) == 7
+
+
+def test_fp32_runs_without_autocast():
+    assert isinstance(autocast(torch.device("cpu"), "fp32"), contextlib.nullcontext)
+
+
+def test_bf16_autocasts_on_the_cpu():
+    with autocast(torch.device("cpu"), "bf16"):
+        product = torch.ones(2, 2) @ torch.ones(2, 2)
+    assert product.dtype == torch.bfloat16
+
+
+def test_seed_everything_seeds_python_numpy_and_torch():
+    seed_everything(4)
+    first = (random.random(), float(np.random.rand()), torch.rand(2).tolist())
+    seed_everything(4)
+    assert (random.random(), float(np.random.rand()), torch.rand(2).tolist()) == first

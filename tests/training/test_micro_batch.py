@@ -1,0 +1,45 @@
+"""Micro-batches change how a step's gradient is computed, not what it is."""
+
+import pytest
+import torch
+
+from digitlab.config import TrainConfig
+from digitlab.store import rundir
+from digitlab.store.checkpoint import load_tensors
+from digitlab.store.files import read_rows
+from digitlab.training.fit import fit
+from helpers import write_dataset
+
+
+@pytest.mark.parametrize("model", ["lstm", "cnn"])
+def test_micro_batches_give_the_whole_batch_step(tmp_path, model):
+    data = write_dataset(tmp_path / "data", shape=(12, 12), n_train=120, n_test=40)
+    base = TrainConfig(
+        model=model, hidden_size=16, batch_size=60, epochs=2, threads=1, data_dir=str(data), progress="none"
+    )
+    whole = fit(base.replace(micro_batch=60, run_dir=str(tmp_path / "whole")), log=lambda *a: None)
+    split = fit(base.replace(micro_batch=7, run_dir=str(tmp_path / "split")), log=lambda *a: None)
+    assert rundir.load_config(split).micro_batch == 7
+    a, _ = load_tensors(whole / rundir.WEIGHTS)
+    b, _ = load_tensors(split / rundir.WEIGHTS)
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5)
+    losses = [[row["train/loss"] for row in read_rows(folder / rundir.STEPS)] for folder in (whole, split)]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-4)
+
+
+def test_auto_micro_batch_is_recorded(tmp_path):
+    data = write_dataset(tmp_path / "data", shape=(8, 8), n_train=300, n_test=40)
+    run = fit(
+        TrainConfig(
+            model="mlp",
+            batch_size=300,
+            epochs=1,
+            threads=1,
+            data_dir=str(data),
+            progress="none",
+            run_dir=str(tmp_path / "run"),
+        ),
+        log=lambda *a: None,
+    )
+    assert rundir.load_config(run).micro_batch == 100  # the CPU default
