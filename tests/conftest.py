@@ -2,62 +2,18 @@
 
 Everything here is hermetic: no test reads the user's cache, the network (other than 127.0.0.1) or npm.
 """
+
 from __future__ import annotations
 
 import functools
-import hashlib
 import http.server
 import shutil
 import threading
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from digitlab import idx
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-REAL_MNIST = REPO_ROOT.parent / "shared" / "data" / "mnist"
-NAMES = idx.FILES  # key -> standard file name
-
-
-def synthetic_digits(n: int, shape=(28, 28), classes: int = 10, seed: int = 0,
-                     prototype_seed: int = 1234) -> tuple[np.ndarray, np.ndarray]:
-    """Learnable fake digits: each class is a fixed random pattern of bright pixels (the same for every
-    split, chosen by `prototype_seed`), plus noise. Every row and column carries class information, so
-    row-reading sequence models, the CNN and the MLP can all learn it quickly."""
-    h, w = shape
-    prototypes = np.random.default_rng(prototype_seed).random((classes, h, w)) < 0.35
-    rng = np.random.default_rng(seed)
-    labels = np.arange(n) % classes
-    rng.shuffle(labels)
-    images = prototypes[labels].astype(np.float64) * 200.0 + rng.integers(0, 56, size=(n, h, w))
-    flips = rng.random((n, h, w)) < 0.05  # a little pixel noise so no two images are identical
-    images = np.where(flips, 255.0 - images, images)
-    return np.clip(images, 0, 255).astype(np.uint8), labels.astype(np.uint8)
-
-
-def write_dataset(folder: Path, shape=(28, 28), n_train: int = 300, n_test: int = 100, classes: int = 10,
-                  gz: bool = True, seed: int = 0) -> Path:
-    """Write the four standard IDX files (".gz" when `gz`) holding synthetic digits into `folder`."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    train_images, train_labels = synthetic_digits(n_train, shape, classes, seed=seed)
-    test_images, test_labels = synthetic_digits(n_test, shape, classes, seed=seed + 1)
-    suffix = ".gz" if gz else ""
-    for key, array in (("train_images", train_images), ("train_labels", train_labels),
-                       ("test_images", test_images), ("test_labels", test_labels)):
-        idx.write(folder / (NAMES[key] + suffix), array)
-    return folder
-
-
-def uncompressed_sha256(folder: Path) -> dict[str, str]:
-    """file name (without .gz) -> sha256 of its uncompressed bytes, for the four files in `folder`."""
-    sums = {}
-    for name in NAMES.values():
-        path = folder / name if (folder / name).is_file() else folder / f"{name}.gz"
-        sums[name] = hashlib.sha256(idx.read_bytes(path)).hexdigest()
-    return sums
+from helpers import write_dataset
 
 
 @pytest.fixture(autouse=True)
@@ -71,11 +27,14 @@ def isolated_environment(tmp_path_factory, monkeypatch):
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         monkeypatch.delenv(name, raising=False)
     # npm would reach the registry: make it look uninstalled (other programs are still found).
-    import digitlab.fetch
+    import digitlab.data.fetch
 
     real_which = shutil.which
-    monkeypatch.setattr(digitlab.fetch.shutil, "which",
-                        lambda cmd, *args, **kwargs: None if cmd == "npm" else real_which(cmd, *args, **kwargs))
+    monkeypatch.setattr(
+        digitlab.data.fetch.shutil,
+        "which",
+        lambda cmd, *args, **kwargs: None if cmd == "npm" else real_which(cmd, *args, **kwargs),
+    )
     # A run directory left at its default place lands here, not in the repository.
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
     return cache
@@ -90,8 +49,10 @@ def cache_folder(isolated_environment) -> Path:
 @pytest.fixture
 def make_dataset(tmp_path):
     """A factory: make_dataset(name, shape=(28, 28), n_train=300, n_test=100, classes=10, gz=True) -> folder."""
+
     def make(name: str = "data", **kwargs) -> Path:
         return write_dataset(tmp_path / name, **kwargs)
+
     return make
 
 
@@ -123,12 +84,21 @@ def small_data_dir(tmp_path_factory) -> Path:
 def trained_run(tmp_path_factory, session_data_dir) -> Path:
     """A finished run: a tiny LSTM trained for one epoch on `session_data_dir` (never modify it; copy it)."""
     from digitlab.config import TrainConfig
-    from digitlab.train import fit
+    from digitlab.training.fit import fit
 
     run_dir = tmp_path_factory.mktemp("trained") / "run"
-    config = TrainConfig(model="lstm", hidden_size=16, num_layers=1, batch_size=50, epochs=1,
-                         data_dir=str(session_data_dir), run_dir=str(run_dir), threads=1, progress="none",
-                         device="cpu")
+    config = TrainConfig(
+        model="lstm",
+        hidden_size=16,
+        num_layers=1,
+        batch_size=50,
+        epochs=1,
+        data_dir=str(session_data_dir),
+        run_dir=str(run_dir),
+        threads=1,
+        progress="none",
+        device="cpu",
+    )
     return fit(config, log=lambda *args, **kwargs: None)
 
 
@@ -155,8 +125,9 @@ def http_mirror():
                     log.append(self.path)
                     super().do_GET()
 
-            server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                                     functools.partial(Handler, directory=str(folder)))
+            server = http.server.ThreadingHTTPServer(
+                ("127.0.0.1", 0), functools.partial(Handler, directory=str(folder))
+            )
             thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
             thread.start()
             servers.append((server, thread))

@@ -208,15 +208,7 @@ def test_train_help_shows_no_default_of_none(capsys):
         (["--device", "tpu"], ["unsupported device 'tpu'"]),
         (["--precision", "fp16", "--device", "cpu"], ["fp16"]),
         (["--model", "blstm", "--blstm-head", "middle"], ["BLSTM head"]),
-        # Since the regroup only the BLSTM checks its head: the LSTM trains with any. strict: fails once src refuses it.
-        pytest.param(
-            ["--blstm-head", "middle"],
-            ["BLSTM head"],
-            id="--blstm-head middle",
-            marks=pytest.mark.xfail(
-                strict=True, reason="validate() no longer refuses an unknown --blstm-head for models other than blstm"
-            ),
-        ),
+        (["--blstm-head", "middle"], ["BLSTM head"]),
     ],
     ids=lambda value: " ".join(value) if len(value) > 1 else None,
 )

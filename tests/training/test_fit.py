@@ -226,12 +226,6 @@ def test_val_size_adds_validation_metrics(dataset, tmp_path):
 
 # --- refusals: the right error, before anything is written -------------------------------------------
 
-# validate() used to refuse an unknown --blstm-head whatever the model; since the regroup only the BLSTM's
-# constructor checks it, so the other models accept any head. strict: this fails once src refuses it again.
-BLSTM_HEAD_IGNORED = pytest.mark.xfail(
-    strict=True, reason="validate() no longer refuses an unknown --blstm-head for models other than blstm"
-)
-
 BAD_CONFIGS = {
     "unknown model": (dict(model="transformer"), ConfigError, "unknown model"),
     "unknown optimizer": (dict(optimizer="lion"), ConfigError, "unknown optimizer"),
@@ -262,9 +256,7 @@ BAD_CONFIGS = {
 }
 
 
-@pytest.mark.parametrize(
-    "case", [pytest.param(case, marks=BLSTM_HEAD_IGNORED) if case == "unknown head" else case for case in BAD_CONFIGS]
-)
+@pytest.mark.parametrize("case", list(BAD_CONFIGS))
 def test_bad_config_is_refused_before_anything_is_written(dataset, tmp_path, case):
     changes, error, words = BAD_CONFIGS[case]
     run_dir = tmp_path / "run"
