@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 EPOCHS ?= 1
 RUN_DIR ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: setup demo test test-all clean
+.PHONY: setup demo test test-all lint format clean
 
 setup: $(VENV)/.installed
 
@@ -29,6 +29,15 @@ test: setup
 
 test-all: setup
 	$(BIN)/python -m pytest -q -m ""
+
+# ruff: formatting and lint rules are in pyproject.toml ([tool.ruff]); `make format` applies both.
+lint: setup
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks
+
+format: setup
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

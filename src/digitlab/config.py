@@ -81,7 +81,7 @@ class TrainConfig:
         import torch
 
         from digitlab.console import PROGRESS_MODES
-        from digitlab.models import MODELS, build_from_config
+        from digitlab.models import BLSTM_HEADS, MODELS, build_from_config
         from digitlab.optim import OPTIMIZERS
 
         if self.model not in MODELS:
@@ -104,6 +104,8 @@ class TrainConfig:
             raise ConfigError(f"unknown precision {self.precision!r}; choose one of: {', '.join(PRECISIONS)}")
         if self.progress not in PROGRESS_MODES:
             raise ConfigError(f"unknown progress mode {self.progress!r}; choose one of: {', '.join(PROGRESS_MODES)}")
+        if self.blstm_head not in BLSTM_HEADS:  # checked for every model: config.json records it for all
+            raise ConfigError(f"unknown BLSTM head {self.blstm_head!r}; choose one of: {', '.join(BLSTM_HEADS)}")
         try:  # the models check their own settings; on the meta device building one allocates nothing
             with torch.device("meta"), warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # e.g. nn.LSTM's dropout note: it is given again when the run builds

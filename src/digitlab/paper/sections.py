@@ -88,15 +88,20 @@ def claims(series: dict, summary: dict) -> list[str]:
         other = series.get(label)
         if lstm is None or other is None:
             continue
-        ratio = summarize([sum(b) / sum(a) for a, b in zip(lstm["seconds"], other["seconds"])])
+        # Both claims pair runs by seed: same data order and initial-weight seed.
+        lstm_seconds, other_seconds = (
+            dict(zip(lstm["seeds"], lstm["seconds"])),
+            dict(zip(other["seeds"], other["seconds"])),
+        )
+        lstm_final = dict(zip(lstm["seeds"], (run[-1] for run in lstm["acc"])))
+        other_final = dict(zip(other["seeds"], (run[-1] for run in other["acc"])))
+        seeds = sorted(set(lstm_final) & set(other_final))
+        ratio = summarize([sum(other_seconds[seed]) / sum(lstm_seconds[seed]) for seed in seeds])
         holds = "holds" if 2.5 <= ratio.mean <= 3.5 else "does not hold"
         lines.append(
             f"- (1) {label} takes about three times as long as LSTM per epoch: ratio "
             f"{ratio.format(digits=2)}, so the claim {holds} here."
         )
-        lstm_final = dict(zip(lstm["seeds"], (run[-1] for run in lstm["acc"])))
-        other_final = dict(zip(other["seeds"], (run[-1] for run in other["acc"])))
-        seeds = sorted(set(lstm_final) & set(other_final))  # paired by seed: same data order and init seed
         test = paired([lstm_final[seed] for seed in seeds], [other_final[seed] for seed in seeds])
         difference = test.difference
         if difference.n < 2:
