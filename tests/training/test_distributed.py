@@ -174,3 +174,17 @@ def test_two_processes_stopped_by_sigterm_resume_bit_identically(ddp_data, tmp_p
     want, _ = rundir.read_weights(straight)
     assert all(torch.equal(got[name], want[name]) for name in want)
     assert read_rows(stopped / rundir.STEPS) == read_rows(straight / rundir.STEPS)
+
+
+def test_resume_under_torchrun_is_refused_while_another_process_holds_the_run(two_processes):
+    # Rank 0 is refused the lock; every rank then stops at once (none waits for the others), touching nothing.
+    from digitlab.store import lock
+
+    _, ddp, _ = two_processes
+    before = {p: p.read_bytes() for p in sorted(ddp.rglob("*")) if p.is_file() and p.name != lock.LOCK}
+    with lock.holding(ddp):
+        process = start_torchrun(["train", "--resume", str(ddp), "--epochs", "3", "--progress", "none"])
+        output = finish(process)
+    assert process.returncode != 0, output
+    assert f"pid {os.getpid()} is training in it" in output, output
+    assert {p: p.read_bytes() for p in sorted(ddp.rglob("*")) if p.is_file() and p.name != lock.LOCK} == before

@@ -3,7 +3,8 @@ checkpoints/ and checkpoints.jsonl, and once the run has finished, model.safeten
 (written last).
 
 A directory without result.json is an unfinished run: commands that need a finished one refuse it,
-and `train --resume` continues it.
+and `train --resume` continues it. While a process trains in it, that process holds the folder's lock
+(`.lock`, see store.lock): a second `train` into it, or `--resume` of it, is refused with the holder's pid.
 """
 
 from __future__ import annotations

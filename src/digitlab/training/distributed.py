@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from digitlab.errors import DigitlabError
+
 # The latest collectives' handles (and so their tensors), kept referenced by this thread. Gloo's worker thread
 # drops its own reference to a collective after the call has returned; were it the last one, freeing the
 # tensors would need the GIL. When the process then exits, the process group's destructor joins that thread
@@ -85,6 +87,22 @@ def main_first(context: Context):
     yield
     if context.enabled and context.is_main:
         dist.barrier()
+
+
+@contextlib.contextmanager
+def main_holds(manager: contextlib.AbstractContextManager, context: Context, device: torch.device):
+    """Hold `manager` (e.g. the run directory's lock) on rank 0 alone while the block runs. When rank 0 is
+    refused with a DigitlabError, every rank raises at once, so that none waits for the others."""
+    with contextlib.ExitStack() as stack:
+        refusal = None
+        if context.is_main:
+            try:
+                stack.enter_context(manager)
+            except DigitlabError as error:
+                refusal = error
+        if any_rank([refusal is not None], context, device)[0]:
+            raise refusal or DigitlabError("rank 0 was refused: its message says why")
+        yield
 
 
 def average(tensor: torch.Tensor, context: Context) -> torch.Tensor:
