@@ -172,3 +172,55 @@ def test_resume_after_kill(small_digits, tmp_path, where):
         assert epochs == list(range(1, 13))  # no duplicated or missing epoch rows
         steps = [row["global_step"] for row in read_rows(folder / rundir.STEPS)]
         assert steps == list(range(1, len(steps) + 1))
+
+
+def _fake_pressure(cell, epoch: int, value: float) -> None:
+    rows = read_rows(cell / rundir.METRICS)
+    rows[epoch - 1]["cpu_pressure_avg10"] = value
+    (cell / rundir.METRICS).write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def test_retime_reruns_exactly_the_contended_cells(small_digits, tmp_path, capsys, monkeypatch):
+    import digitlab.training.fit
+
+    monkeypatch.setattr(digitlab.training.fit, "cpu_pressure_avg10", lambda: 0.0)  # a quiet machine
+    out = tmp_path / "out"
+    args = ["reproduce", "table2", "--quick", "--data-dir", str(small_digits), "--out", str(out), "--threads", "1"]
+    assert main(args) == 0
+    cells = out / "cells"
+    busy = next(f for f in cells.iterdir() if f.name.startswith("table-blstm-paper"))
+    quiet = {f.name: (f / rundir.RESULT).stat().st_mtime_ns for f in cells.iterdir() if f != busy}
+    _fake_pressure(busy, 2, 60.0)
+    faked = (busy / rundir.METRICS).read_text()
+    assert main(["report", str(out)]) == 0
+    report = (out / "REPORT.md").read_text()
+    assert "| table2 | blstm-paper | 1 |" in report and "`table-blstm-paper" in report
+    marked = [line for line in report.splitlines() if line.startswith("| table2 |") and "†" in line]
+    assert len(marked) == 1 and "blstm-paper" in marked[0]
+    capsys.readouterr()
+
+    # The dry run lists it, and changes nothing.
+    assert main([*args, "--dry-run", "--retime"]) == 0
+    listing = capsys.readouterr().out
+    states = {line.split()[0]: line.split()[1] for line in listing.splitlines() if line.startswith("table-")}
+    assert states == {busy.name: "retime"} | {name: "done" for name in quiet}
+    assert "--retime: 1 cells ran under CPU contention" in listing
+    assert (busy / rundir.METRICS).read_text() == faked and not (out / "retimed").exists()
+
+    # The real thing: the busy cell moves aside (kept whole) and runs again; the others are untouched.
+    assert main([*args, "--retime"]) == 0
+    log = capsys.readouterr().out
+    assert log.count("starting") == 1 and f"{busy.name} (starting)" in log
+    assert (out / "retimed" / f"{busy.name}-1" / rundir.METRICS).read_text() == faked
+    assert rundir.is_finished(busy) and (busy / rundir.METRICS).read_text() != faked
+    assert quiet == {name: (cells / name / rundir.RESULT).stat().st_mtime_ns for name in quiet}
+    report = (out / "REPORT.md").read_text()
+    assert "No table cell ran under contention." in report and "† |" not in report
+
+    # A rerun that is contended again stays marked (and a second --retime keeps both old folders).
+    monkeypatch.setattr(digitlab.training.fit, "cpu_pressure_avg10", lambda: 55.0)
+    _fake_pressure(busy, 1, 60.0)
+    assert main([*args, "--retime"]) == 0
+    assert (out / "retimed" / f"{busy.name}-2").is_dir() and (out / "retimed" / f"{busy.name}-1").is_dir()
+    report = (out / "REPORT.md").read_text()
+    assert "1 table cell ran under contention" in report and f"`{busy.name}`: 4 of 4 epochs above 10%" in report

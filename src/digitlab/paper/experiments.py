@@ -1,7 +1,8 @@
 """Named experiments as plain grids of TrainConfigs, run cell by cell into ordinary run directories.
 
 Every cell is one run directory under OUT/cells/, so it can be inspected, evaluated or rerun alone.
-Started again, `reproduce` skips finished cells and resumes a half-done one from its last checkpoint.
+Started again, `reproduce` skips finished cells and resumes a half-done one from its last checkpoint;
+with --retime it first moves the finished table cells timed under CPU contention aside (paper.contention).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from pathlib import Path
 from digitlab.config import RESUMABLE_CHANGES, SPEED_ONLY, TrainConfig
 from digitlab.data.dataset import Dataset, load
 from digitlab.errors import ConfigError, Interrupted, TrainingError
-from digitlab.store import rundir
+from digitlab.paper import contention
+from digitlab.store import lock, rundir
 from digitlab.store.checkpoint import list_checkpoints
 from digitlab.store.files import read_json, write_json
 from digitlab.training.fit import fit
@@ -212,7 +214,8 @@ def run_cells(cells: list[Cell], out: Path, dataset: Dataset, log=print) -> None
         config = cell.config.replace(run_dir=str(folder))
         resuming = state == "partial" and bool(list_checkpoints(folder / rundir.CHECKPOINTS))
         if state == "partial" and not resuming:
-            shutil.rmtree(folder)  # killed before its first checkpoint: nothing to keep, start the cell again
+            with lock.holding(folder):  # unless another process is training it right now
+                shutil.rmtree(folder)  # killed before its first checkpoint: nothing to keep, start the cell again
         started = time.perf_counter()
         try:
             fit(config, dataset=dataset, resuming=resuming, log=log)
@@ -232,8 +235,11 @@ def reproduce(
     quick: bool,
     dry_run: bool,
     command: str,
+    retime: bool = False,
     log=print,
 ) -> list[Cell]:
+    """Run the experiments' cells into OUT/cells (all but the finished ones); with `retime`, first move the
+    finished table cells whose timing ran under contention to OUT/retimed/ so that they run again."""
     names = expand(names)
     if quick:
         base, seeds = base.replace(**QUICK), seeds[:1]
@@ -252,6 +258,12 @@ def reproduce(
     manifest["seeds"] = sorted(set(previous.get("seeds", [])) | set(seeds))
     manifest["commands"] = list(dict.fromkeys(previous.get("commands", []) + [command]))
     write_json(out / MANIFEST, manifest)
+    retimed = retime_cells(cells, out) if retime else []
+    for cell in retimed:
+        aside = contention.move_aside(out / "cells" / cell.name, out)
+        log(f"retiming {cell.name}: its timing ran under CPU contention; the old run is kept in {aside}")
+    if retime and not retimed:
+        log("--retime: no finished table cell ran under CPU contention; nothing to retime")
     run_cells(cells, out, dataset, log)
     if "figure3" in names:  # the search has finished: now the tuned cells exist
         tuned = [c for c in plan(["figure3"], base, seeds, out) if c.role == "tuned"]
@@ -260,10 +272,15 @@ def reproduce(
     return cells
 
 
-def describe(cells: list[Cell], out: Path, examples: int) -> str:
-    lines, total = [], 0.0
+def retime_cells(cells: list[Cell], out: Path) -> list[Cell]:
+    """The finished table cells whose timing ran under CPU contention (paper.contention): what --retime reruns."""
+    return [c for c in cells if c.role == "table" and contention.needs_retime(out / "cells" / c.name)]
+
+
+def describe(cells: list[Cell], out: Path, examples: int, retime: bool = False) -> str:
+    lines, total, again = [], 0.0, {c.name for c in retime_cells(cells, out)} if retime else set()
     for cell in cells:
-        state = status(out / "cells" / cell.name)
+        state = "retime" if cell.name in again else status(out / "cells" / cell.name)
         seconds = (
             0.0
             if state in ("done", "diverged")
@@ -273,5 +290,7 @@ def describe(cells: list[Cell], out: Path, examples: int) -> str:
         lines.append(f"{cell.name:<60} {state:>8}  ~{seconds / 60:5.1f} min")
     if any(c.experiment == "figure3" for c in cells) and not any(c.role == "tuned" for c in cells):
         lines.append("(figure3's tuned cells are added once the learning-rate search has finished)")
+    if retime:
+        lines.append(f"--retime: {len(again)} cells ran under CPU contention; they move to {out / contention.RETIMED}/")
     lines.append(f"{len(cells)} cells, about {total / 60:.0f} min of training left on a 2-core CPU")
     return "\n".join(lines)

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from digitlab.errors import ConfigError
+from digitlab.paper import contention
 from digitlab.paper.experiments import FAILED, MANIFEST, PAPER_TABLES
 from digitlab.paper.sections import figure3_section, key_table, table_section
 from digitlab.store import rundir
@@ -35,6 +36,7 @@ CSV_FIELDS = [
     "test_loss",
     "test_acc",
     "val_acc",
+    "cpu_pressure_avg10",
 ]
 
 
@@ -61,6 +63,7 @@ def collect(out: Path) -> list[dict]:
             "epochs": read_rows(folder / rundir.METRICS),
             "env": read_json(folder / rundir.ENV),
         }
+        record["contended"] = contention.contended(record["epochs"])  # timing under CPU contention
         if role in ("fixed", "tuned"):
             record["step_losses"] = [row["train/loss"] for row in read_rows(folder / rundir.STEPS)]
         if record["finished"]:
@@ -82,7 +85,10 @@ def build(out: Path) -> Path:
         if name in manifest["experiments"]:
             section, summaries[name] = table_section(name, records, paper, figures)
             sections += section
-    lines += key_table(records, paper) + sections
+    lines += key_table(records, paper)
+    if sections:
+        lines += contention.explanation(records)
+    lines += sections
     if "figure3" in manifest["experiments"]:
         section, summaries["figure3"] = figure3_section(records, figures)
         lines += section
@@ -118,6 +124,7 @@ def build(out: Path) -> Path:
                     "test_loss": row["test/loss"],
                     "test_acc": row["test/acc"],
                     "val_acc": row.get("val/acc", ""),
+                    "cpu_pressure_avg10": contention.pressure(row),
                 }
             )
     (out / "results.csv").write_text(buffer.getvalue())

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from digitlab.paper import plots
+from digitlab.paper.contention import MARK, epoch_contended, marked
 from digitlab.paper.experiments import FIGURE3_BATCH, FIGURE3_EPOCHS, FIGURE3_OPTIMIZERS, LR_GRID, PAPER_TABLES
 from digitlab.paper.stats import paired, summarize
 
@@ -15,7 +16,7 @@ def row_label(config: dict) -> str:
 
 
 def table_series(records: list[dict], batch_size: int, epochs: int) -> dict[str, dict]:
-    """Row label -> per-seed lists of per-epoch accuracy and seconds, finished table cells only."""
+    """Row label -> per-seed lists of per-epoch accuracy, seconds and contention, finished table cells only."""
     series: dict[str, dict] = {}
     for record in records:
         config = record["config"]
@@ -26,9 +27,10 @@ def table_series(records: list[dict], batch_size: int, epochs: int) -> dict[str,
             or config["epochs"] != epochs
         ):
             continue
-        entry = series.setdefault(row_label(config), {"acc": [], "seconds": [], "seeds": []})
+        entry = series.setdefault(row_label(config), {"acc": [], "seconds": [], "seeds": [], "contended": []})
         entry["acc"].append([row["test/acc"] for row in record["epochs"]])
         entry["seconds"].append([row["train/seconds"] for row in record["epochs"]])
+        entry["contended"].append([epoch_contended(row) for row in record["epochs"]])
         entry["seeds"].append(config["seed"])
     order = ["lstm", "blstm-paper", "blstm-final"]  # the paper's two rows, then the sound head
     return {label: series[label] for label in sorted(series, key=lambda label: (order + [label]).index(label))}
@@ -55,7 +57,12 @@ def table_section(name: str, records: list[dict], paper: dict, figures: Path) ->
     summary = {"rows": {}}
     for epoch in range(epochs):
         cells = [str(epoch + 1)]
-        cells += [summarize([run[epoch] for run in s["seconds"]]).format(digits=1) for s in series.values()]
+        cells += [
+            marked(
+                summarize([run[epoch] for run in s["seconds"]]).format(digits=1), any(c[epoch] for c in s["contended"])
+            )
+            for s in series.values()
+        ]
         cells += [str(reference["train_seconds"][m][epoch]) for m in ("lstm", "blstm")]
         cells += [summarize([run[epoch] for run in s["acc"]]).format(scale=100) for s in series.values()]
         cells += [f"{reference['test_accuracy_percent'][m][epoch]:.2f}" for m in ("lstm", "blstm")]
@@ -98,9 +105,11 @@ def claims(series: dict, summary: dict) -> list[str]:
         seeds = sorted(set(lstm_final) & set(other_final))
         ratio = summarize([sum(other_seconds[seed]) / sum(lstm_seconds[seed]) for seed in seeds])
         holds = "holds" if 2.5 <= ratio.mean <= 3.5 else "does not hold"
+        suspect = any(map(any, lstm["contended"] + other["contended"]))
         lines.append(
             f"- (1) {label} takes about three times as long as LSTM per epoch: ratio "
-            f"{ratio.format(digits=2)}, so the claim {holds} here."
+            f"{ratio.format(digits=2)}, so the claim {holds} here"
+            f"{f' (from timings under contention, {MARK})' if suspect else ''}."
         )
         test = paired([lstm_final[seed] for seed in seeds], [other_final[seed] for seed in seeds])
         difference = test.difference
@@ -237,7 +246,8 @@ def key_table(records: list[dict], paper: dict) -> list[str]:
             paper_seconds = reference["train_seconds"][model]
             lines.append(
                 f"| {name} | {label} | {accuracy.n} | {100 * accuracy.mean:.2f}{interval} | "
-                f"{'-' if paper_acc is None else f'{paper_acc:.2f}'} | {seconds.mean:.1f} | "
+                f"{'-' if paper_acc is None else f'{paper_acc:.2f}'} | "
+                f"{marked(f'{seconds.mean:.1f}', any(map(any, series['contended'])))} | "
                 f"{'-' if label == 'blstm-final' else f'{sum(paper_seconds) / len(paper_seconds):.0f}'} |"
             )
     return lines + ["", "The paper has no `blstm-final` row: it is the sound head, added to test claim (2).", ""]
