@@ -6,6 +6,7 @@ Bad input must end with a non-zero exit code and one line on stderr, "digitlab: 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -17,7 +18,7 @@ import pytest
 
 from digitlab.cli import main
 from digitlab.config import TrainConfig, flag
-from digitlab.data import idx
+from digitlab.data import idx, known
 from digitlab.models import MODELS
 from digitlab.store import rundir
 from helpers import NAMES, write_dataset
@@ -353,3 +354,40 @@ def test_predict_damaged_labels_file(capsys, trained_run, make_dataset):
     folder = make_dataset(gz=False, n_train=40, n_test=20)
     idx.write(folder / NAMES["test_labels"], np.zeros(19, dtype=np.uint8))
     assert_user_error(capsys, ["predict", trained_run, "--data-dir", folder], "19 labels", code=2)
+
+
+def test_a_known_dataset_is_named_and_its_class_names_reach_evaluate_and_predict(
+    capsys, data_dir, tmp_path, monkeypatch
+):
+    # Declare the synthetic .gz files to be Fashion-MNIST's published ones.
+    md5s = {name: hashlib.md5((data_dir / f"{name}.gz").read_bytes()).hexdigest() for name in NAMES.values()}
+    monkeypatch.setitem(known.KNOWN, "fashion-mnist", dataclasses.replace(known.KNOWN["fashion-mnist"], gzip_md5=md5s))
+    code, out, _ = run_cli(capsys, ["data", "--data-dir", data_dir])
+    assert code == 0 and "dataset: Fashion-MNIST, verified: yes" in out
+    run_dir = tmp_path / "run"
+    assert run_cli(capsys, ["train", *TINY, "--data-dir", data_dir, "--run-dir", run_dir])[0] == 0
+    assert rundir.read_weights(run_dir)[1]["class_names"][0] == "T-shirt/top"
+    code, out, _ = run_cli(capsys, ["evaluate", run_dir, "--data-dir", data_dir])
+    assert code == 0 and "T-shirt/top: " in out and "9 Ankle boot" in out
+    code, out, _ = run_cli(capsys, ["predict", run_dir, "--data-dir", data_dir, "--test-samples", "3"])
+    names = known.KNOWN["fashion-mnist"].classes
+    predictions = [line for line in out.splitlines() if line.startswith("test image")]
+    assert code == 0 and len(predictions) == 3
+    assert all(any(line.split(", true ")[1].startswith(name) for name in names) for line in predictions)
+
+
+def test_a_run_evaluates_only_on_the_dataset_it_was_trained_on(capsys, data_dir, make_dataset, tmp_path, monkeypatch):
+    md5s = {name: hashlib.md5((data_dir / f"{name}.gz").read_bytes()).hexdigest() for name in NAMES.values()}
+    monkeypatch.setitem(known.KNOWN, "kmnist", dataclasses.replace(known.KNOWN["kmnist"], gzip_md5=md5s))
+    run_dir = tmp_path / "run"
+    assert run_cli(capsys, ["train", *TINY, "--data-dir", data_dir, "--run-dir", run_dir])[0] == 0
+    other = make_dataset("other", seed=5)
+    assert_user_error(capsys, ["evaluate", run_dir, "--data-dir", other], "KMNIST is required", code=2)
+
+
+def test_under_torchrun_only_rank_0_prints_the_error(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("RANK", "1")
+    code, out, err = run_cli(capsys, ["evaluate", tmp_path / "missing"])
+    assert code == 2 and err == ""
+    monkeypatch.setenv("RANK", "0")
+    assert_user_error(capsys, ["evaluate", tmp_path / "missing"], "not a directory", code=2)

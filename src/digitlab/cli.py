@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import typing
 
@@ -40,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = commands.add_parser("data", help="obtain and verify the dataset, print its statistics")
     data.add_argument("--data-dir", help="folder with the four IDX files (default: fetch MNIST)")
+    data.add_argument(
+        "--dataset",
+        default="auto",
+        help="auto (recognise by checksum), mnist, fashion-mnist, kmnist "
+        "(the files must be that dataset) or custom (default: auto)",
+    )
 
     commands.add_parser("models", help="list the models with their parameter counts")
 
@@ -66,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default="reproduction", help="folder for the cells and the report (default: reproduction)"
     )
     reproduce.add_argument("--data-dir", help="folder with the four IDX files (default: fetch MNIST)")
-    reproduce.add_argument("--precision", default="fp32", help="fp32 (default, as the paper), bf16 or fp16")
+    reproduce.add_argument("--precision", default="fp32", help="fp32 (default, as the paper), bf16, fp16 or auto")
     reproduce.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     reproduce.add_argument("--threads", type=int, default=0, help="CPU threads (0 = physical cores)")
     reproduce.add_argument(
@@ -75,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="a small slice of the data and one seed: a smoke test whose numbers are not comparable to the paper",
     )
     reproduce.add_argument("--dry-run", action="store_true", help="list the cells and an estimate of their time")
+    reproduce.add_argument(
+        "--retime",
+        action="store_true",
+        help="run again the finished table cells whose timing ran under CPU contention (marked in the report); "
+        "their old folders move to OUT/retimed/",
+    )
 
     report = commands.add_parser("report", help="rebuild a reproduction's report from its run directories")
     report.add_argument("out", help="a folder written by 'digitlab reproduce'")
@@ -91,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
             commands.train(given, resume_dir=args.resume)
         elif args.command == "data":
-            commands.data(args.data_dir)
+            commands.data(args.data_dir, args.dataset)
         elif args.command == "models":
             commands.models()
         elif args.command == "evaluate":
@@ -110,11 +123,13 @@ def main(argv: list[str] | None = None) -> int:
                 args.quick,
                 args.dry_run,
                 " ".join(["digitlab"] + (argv or sys.argv[1:])),
+                retime=args.retime,
             )
         elif args.command == "report":
             commands.report(args.out)
     except DigitlabError as error:
-        print(f"digitlab: error: {error}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun every process stops alike; one says why
+            print(f"digitlab: error: {error}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         print("digitlab: interrupted", file=sys.stderr)

@@ -9,6 +9,7 @@ import torch
 from digitlab import console
 from digitlab.config import RESUMABLE_CHANGES, TrainConfig, flag
 from digitlab.data.dataset import Dataset, load, normalize
+from digitlab.data.known import KNOWN
 from digitlab.errors import ConfigError
 from digitlab.inference.load import load_model
 from digitlab.inference.predict import probabilities
@@ -31,10 +32,13 @@ def train(given: dict, resume_dir: str | None = None) -> Path:
     return fit(config.replace(**given, run_dir=resume_dir), resuming=True)
 
 
-def data(data_dir: str | None) -> None:
-    dataset = load(data_dir)
+def data(data_dir: str | None, expect: str = "auto") -> None:
+    dataset = load(data_dir, expect=expect)
     print(f"source: {dataset.source}")
-    print(f"verified: {'yes, the published MNIST sha256 sums match' if dataset.verified else 'no (not MNIST)'}")
+    if dataset.verified:
+        print(f"dataset: {KNOWN[dataset.name].title}, verified: yes, its published checksums match")
+    else:
+        print("dataset: custom, verified: no (not a dataset digitlab knows)")
     for name, digest in dataset.checksums.items():
         print(f"  sha256 {digest}  {name}")
     print(f"image size: {dataset.image_shape[0]}x{dataset.image_shape[1]}, classes: {dataset.num_classes}")
@@ -62,7 +66,7 @@ def evaluate_run(run_dir: str, data_dir: str | None) -> None:
     dataset = _matching_data(data_dir, info)
     result = evaluate(model, normalize(dataset.test_images), dataset.test_labels, 2000)
     matrix = confusion_matrix(dataset.test_labels, result["predictions"], info["num_classes"])
-    print(console.format_evaluation(result, matrix))
+    print(console.format_evaluation(result, matrix, info.get("class_names")))
 
 
 def predict(run_dir: str, samples: int, data_dir: str | None) -> None:
@@ -75,15 +79,18 @@ def predict(run_dir: str, samples: int, data_dir: str | None) -> None:
     probs = probabilities(model, dataset.test_images[chosen])
     for index, p in zip(chosen.tolist(), probs):
         label, guess = int(dataset.test_labels[index]), int(p.argmax())
+        names = info.get("class_names")
         print(
-            f"test image {index}: predicted {guess} ({p[guess]:.1%}), true {label}"
-            f"{'' if guess == label else '  <- wrong'}"
+            f"test image {index}: predicted {console.class_name(guess, names)} ({p[guess]:.1%}), "
+            f"true {console.class_name(label, names)}{'' if guess == label else '  <- wrong'}"
         )
         print("\n".join("    " + line for line in console.ascii_digit(dataset.test_images[index])))
 
 
 def _matching_data(data_dir: str | None, info: dict) -> Dataset:
-    dataset = load(data_dir)
+    """The test data to evaluate a run's model on: the dataset it was trained on (runs before 0.2 did not
+    record it: any known dataset then, or custom files), of its image size and classes."""
+    dataset = load(data_dir, expect=info.get("dataset", "auto"))
     if list(dataset.image_shape) != list(info["image_shape"]):
         raise ConfigError(
             f"the model was trained on {info['image_shape']} images but this data has "
@@ -99,7 +106,7 @@ def _matching_data(data_dir: str | None, info: dict) -> Dataset:
 
 def reproduce(
     names: list[str], out: str, seeds: str, data_dir: str | None, precision: str, device: str, threads: int,
-    quick: bool, dry_run: bool, command: str,
+    quick: bool, dry_run: bool, command: str, retime: bool = False,
 ) -> None:  # fmt: skip
     from digitlab.paper import experiments
     from digitlab.paper.report import build as build_report
@@ -107,9 +114,11 @@ def reproduce(
 
     base = TrainConfig(data_dir=data_dir, precision=precision, device=device, threads=threads).validate()
     parse_device(base.device)  # an unusable device fails now, not after the data has loaded
-    cells = experiments.reproduce(names, Path(out), experiments.parse_seeds(seeds), base, quick, dry_run, command)
+    cells = experiments.reproduce(
+        names, Path(out), experiments.parse_seeds(seeds), base, quick, dry_run, command, retime=retime
+    )
     if dry_run:
-        print(experiments.describe(cells, Path(out), examples=60_000))
+        print(experiments.describe(cells, Path(out), examples=60_000, retime=retime))
         return
     print(f"report: {build_report(Path(out))}")
 

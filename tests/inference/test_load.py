@@ -14,7 +14,13 @@ def test_load_model_builds_the_runs_model_in_eval_mode(trained_run):
     model, info = load_model(trained_run)
     assert isinstance(model, LSTMClassifier) and not model.training
     assert (model.lstm.hidden_size, model.lstm.num_layers) == (16, 1)
-    assert info == {"model": "lstm", "image_shape": [28, 28], "num_classes": 10}
+    assert info == {
+        "model": "lstm",
+        "image_shape": [28, 28],
+        "num_classes": 10,
+        "dataset": "custom",
+        "class_names": None,
+    }
 
 
 def test_load_model_holds_the_saved_weights(trained_run):

@@ -11,7 +11,16 @@ import torch
 
 from digitlab.config import TrainConfig
 from digitlab.errors import ConfigError
-from digitlab.training.device import CPU_MICRO_BATCH, autocast, micro_batch, parse_device, seed_everything
+from digitlab.training import device as device_module
+from digitlab.training.device import (
+    CPU_MICRO_BATCH,
+    autocast,
+    micro_batch,
+    native_bf16,
+    parse_device,
+    resolve_precision,
+    seed_everything,
+)
 
 
 @pytest.mark.parametrize("name", ["tpu", "meta", "cuda:x", ""])
@@ -63,3 +72,33 @@ def test_seed_everything_seeds_python_numpy_and_torch():
     first = (random.random(), float(np.random.rand()), torch.rand(2).tolist())
     seed_everything(4)
     assert (random.random(), float(np.random.rand()), torch.rand(2).tolist()) == first
+
+
+# --- precision ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_is_bf16_only_where_it_is_native(monkeypatch, native):
+    monkeypatch.setattr(device_module, "native_bf16", lambda device: native)
+    assert resolve_precision("auto", torch.device("cpu"), log=pytest.fail) == ("bf16" if native else "fp32")
+
+
+def test_bf16_without_native_support_runs_with_one_warning(monkeypatch):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    lines = []
+    assert resolve_precision("bf16", torch.device("cpu"), log=lines.append) == "bf16"
+    assert len(lines) == 1 and "slower than fp32" in lines[0] and "--precision auto" in lines[0]
+
+
+def test_native_bf16_reads_the_cpu_flags(monkeypatch):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert native_bf16(torch.device("cpu"))
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert not native_bf16(torch.device("cpu"))
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_explicit_precisions_are_kept(precision):
+    assert resolve_precision(precision, torch.device("cpu"), log=lambda line: None) == precision

@@ -1,8 +1,9 @@
-"""Divergence: a non-finite loss or gradient stops the run before the bad update reaches the weights, and
-leaves the last good state checkpointed (digitlab.training.loop)."""
+"""Divergence: a non-finite loss or gradient, or a loss far above chance level, stops the run before the bad
+update reaches the weights, and leaves the last good state checkpointed (digitlab.training.loop)."""
 
 from __future__ import annotations
 
+import math
 import shutil
 from pathlib import Path
 
@@ -11,9 +12,10 @@ import torch
 
 from digitlab import commands
 from digitlab.config import TrainConfig
-from digitlab.errors import TrainingError
+from digitlab.errors import ConfigError, TrainingError
 from digitlab.store import checkpoint, rundir
 from digitlab.store.files import read_rows
+from digitlab.training import distributed
 from digitlab.training.fit import fit
 
 
@@ -25,6 +27,7 @@ def config_for(data_dir: Path, run_dir: Path, **changes) -> TrainConfig:
     settings = dict(
         model="mlp", hidden_size=16, num_layers=1, optimizer="sgd", lr=1e30, batch_size=50, epochs=2,
         data_dir=str(data_dir), run_dir=str(run_dir), threads=1, device="cpu", progress="none",
+        divergence_factor=0,  # only non-finite values stop these runs; the loss limit is tested at the end
     )  # fmt: skip
     settings.update(changes)
     return TrainConfig(**settings)
@@ -89,3 +92,37 @@ def test_non_finite_weights_are_never_checkpointed(session_data_dir, tmp_path):
         fit(config, log=quiet)
     assert checkpoint_steps(run_dir) == []
     assert len(read_rows(run_dir / rundir.STEPS)) == 1
+
+
+# --- a loss that explodes but stays finite -------------------------------------------------------------
+
+
+def test_a_loss_far_above_chance_level_stops_the_run(session_data_dir, tmp_path):
+    # lr 1e12: step 1 is sound (loss about ln 10); its update makes step 2's loss enormous but finite.
+    run_dir = tmp_path / "run"
+    with pytest.raises(TrainingError) as caught:
+        fit(config_for(session_data_dir, run_dir, lr=1e12, divergence_factor=1000), log=quiet)
+    message = str(caught.value)
+    assert "diverged at epoch 1, step 2 (global step 2)" in message
+    assert "is above 2303" in message and "--divergence-factor 0" in message and "--lr 1e+11" in message
+    assert caught.value.exit_code == 1
+    (row,) = read_rows(run_dir / rundir.STEPS)  # step 2 was not taken
+    assert row["train/loss"] < 3
+    assert checkpoint_steps(run_dir) == [1]  # the weights step 2 started from: the run can be resumed
+    assert not rundir.is_finished(run_dir)
+
+
+def test_the_loss_limit_is_a_factor_of_chance_level(session_data_dir, tmp_path):
+    from digitlab.training.session import build_session
+
+    def limit(factor: float) -> float:
+        config = config_for(session_data_dir, tmp_path, divergence_factor=factor, micro_batch=100)
+        return build_session(config, (28, 28), 10, torch.device("cpu"), distributed.Context()).loss_limit
+
+    assert limit(1000) == pytest.approx(1000 * math.log(10))
+    assert limit(0) == math.inf  # the check is off
+
+
+def test_a_negative_divergence_factor_is_refused():
+    with pytest.raises(ConfigError, match="--divergence-factor"):
+        TrainConfig(divergence_factor=-1).validate()

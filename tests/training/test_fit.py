@@ -198,7 +198,13 @@ def test_saved_model_reproduces_the_last_test_accuracy(finished, dataset):
     run_dir, _, _ = finished
     metrics = read_rows(run_dir / rundir.METRICS)
     tensors, info = rundir.read_weights(run_dir)
-    assert info == {"model": "lstm", "image_shape": [28, 28], "num_classes": 10}
+    assert info == {
+        "model": "lstm",
+        "image_shape": [28, 28],
+        "num_classes": 10,
+        "dataset": "custom",
+        "class_names": None,
+    }
     model, _ = load_model(run_dir)
     assert tensors.keys() == model.state_dict().keys()
     # On the first test_limit examples, as the run evaluated.
@@ -215,6 +221,38 @@ def test_only_the_newest_checkpoints_are_kept(finished):
 def test_log_names_the_run_directory(finished):
     run_dir, _, lines = finished
     assert any(str(run_dir) in line for line in lines)
+
+
+def test_setup_is_timed_apart_in_the_first_epoch_row(finished):
+    run_dir, _, lines = finished
+    first, second = read_rows(run_dir / rundir.METRICS)
+    assert first["setup/seconds"] > 0 and "setup/seconds" not in second
+    assert any(line.startswith("set-up (one forward/backward pass") for line in lines)
+
+
+def test_a_resumed_process_times_its_own_setup(dataset, tmp_path):
+    config = tiny(tmp_path / "run", epochs=1)
+    fit(config, dataset=dataset, log=quiet)
+    fit(config.replace(epochs=2), dataset=dataset, resuming=True, log=quiet)
+    assert ["setup/seconds" in row for row in read_rows(tmp_path / "run" / rundir.METRICS)] == [True, True]
+
+
+def test_env_json_records_the_dataset_and_the_precision_asked_for(finished):
+    run_dir, _, _ = finished
+    env = json.loads((run_dir / rundir.ENV).read_text())
+    assert env["dataset"] == "custom" and env["data_verified"] is False
+    assert env["precision_requested"] == "fp32"
+    assert set(env["cpu_features"]) >= {"avx512f", "avx512_bf16", "amx_tile"}
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_precision_auto_records_the_precision_that_ran(dataset, tmp_path, monkeypatch, native):
+    from digitlab.training import device
+
+    monkeypatch.setattr(device, "native_bf16", lambda where: native)
+    run_dir = fit(tiny(tmp_path / "run", precision="auto"), dataset=dataset, log=quiet)
+    assert rundir.load_config(run_dir).precision == ("bf16" if native else "fp32")
+    assert json.loads((run_dir / rundir.ENV).read_text())["precision_requested"] == "auto"
 
 
 def test_val_size_adds_validation_metrics(dataset, tmp_path):

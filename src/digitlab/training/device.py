@@ -46,6 +46,26 @@ def resolve_device(name: str, context: Context) -> torch.device:
     return device
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether the device computes in bf16 natively; elsewhere bf16 is emulated and slower than fp32
+    (2-3x on an AVX-512 CPU without AVX512_BF16)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+
+def resolve_precision(precision: str, device: torch.device, log) -> str:
+    """--precision auto -> bf16 where it is native, else fp32; an explicit bf16 where it is not, with a warning."""
+    if precision == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    if precision == "bf16" and not native_bf16(device):
+        log(
+            f"warning: this {device.type.upper()} has no native bf16 (no AVX512_BF16 or AMX): --precision bf16 will "
+            f"run slower than fp32 here; --precision auto picks the faster one"
+        )
+    return precision
+
+
 def micro_batch(config: TrainConfig, device: torch.device) -> int:
     """--micro-batch, where 0 means CPU_MICRO_BATCH on the CPU and the whole batch on a GPU."""
     return config.micro_batch or (CPU_MICRO_BATCH if device.type == "cpu" else config.batch_size)

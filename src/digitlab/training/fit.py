@@ -7,6 +7,7 @@ One process or many (torchrun): every process calls fit(); rank 0 alone logs and
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,14 +22,14 @@ from digitlab.data.dataset import Dataset, load, normalize, prepare
 from digitlab.errors import TrainingError
 from digitlab.perf.machine import cpu_pressure_avg10, environment, peak_rss_mb
 from digitlab.perf.timer import synchronize
-from digitlab.store import rundir
+from digitlab.store import lock, rundir
 from digitlab.store.checkpoint import state_sha256, tensor_sha256
 from digitlab.store.files import append_rows, read_rows, write_json
 from digitlab.store.resume import stop_requests
 from digitlab.training import checkpointing, distributed
 from digitlab.training.device import configure, resolve_device
 from digitlab.training.evaluate import evaluate
-from digitlab.training.loop import interrupted, train_epoch
+from digitlab.training.loop import interrupted, train_epoch, warm_up
 from digitlab.training.session import Position, Session, build_session, resolve_config
 
 # Called on every process after each epoch with that epoch's metrics row; returning True asks the run
@@ -73,7 +74,8 @@ def fit(
     configure(config, context)
     distributed.init(context, device)
     try:
-        run_dir = _run(config, dataset, resuming, log, on_epoch, context, device)
+        with contextlib.ExitStack() as hold:  # the run directory's lock, taken by _run once the folder is known
+            run_dir = _run(config, dataset, resuming, log, on_epoch, context, device, hold)
     except TrainingError:  # a divergence or a stop: every rank raises it at the same step
         distributed.shutdown(context, together=True)
         raise
@@ -84,12 +86,15 @@ def fit(
     return run_dir
 
 
-def _run(config, dataset, resuming, log, on_epoch, context, device) -> Path:
+def _run(config, dataset, resuming, log, on_epoch, context, device, hold: contextlib.ExitStack) -> Path:
     if dataset is None:
         with distributed.main_first(context):  # rank 0 fetches into the cache; the others then read it
-            dataset = load(config.data_dir, log=log)
+            dataset = load(config.data_dir, log=log, expect=config.dataset)
     data = prepare(dataset, config.val_size, config.train_limit, config.test_limit, config.seed)
-    config = resolve_config(config, data, device, context)
+    requested_precision = config.precision
+    config = resolve_config(config, data, device, context, log)
+    # One process trains in a run directory at a time: refused here, before anything of the run is touched.
+    hold.enter_context(distributed.main_holds(lock.holding(Path(config.run_dir)), context, device))
     # On the CPU, and on a GPU with --deterministic, a resumed run's weights equal an uninterrupted run's.
     bit_identical = device.type == "cpu" or config.deterministic
     if not bit_identical:
@@ -100,7 +105,9 @@ def _run(config, dataset, resuming, log, on_epoch, context, device) -> Path:
     if context.is_main and not resuming:
         run_info = {
             "world_size": context.world_size, "data_source": data.source, "data_verified": data.verified,
+            "dataset": data.name,
             "deterministic": config.deterministic, "bit_identical_resume": bit_identical,
+            "precision_requested": requested_precision,
         }  # fmt: skip
         rundir.create(Path(config.run_dir), config, environment(device) | run_info)
 
@@ -113,13 +120,16 @@ def _run(config, dataset, resuming, log, on_epoch, context, device) -> Path:
             f"training {config.model} with {config.optimizer} (lr {config.lr:g}, batch {config.batch_size}, "
             f"{config.precision}) on {len(splits.train_images)} examples, "
             f"{num_batches(len(splits.train_images), config.batch_size)} steps per epoch, device {device}, "
-            f"{torch.get_num_threads()} threads, data from {data.source}"
+            f"{torch.get_num_threads()} threads, data from {data.source} ({data.title})"
         )
     stopped_early = _epochs(session, splits, position, log, on_epoch)
 
     if context.is_main:
         rows = read_rows(session.run_dir / rundir.METRICS)
-        info = {"model": config.model, "image_shape": list(data.image_shape), "num_classes": data.num_classes}
+        info = {
+            "model": config.model, "image_shape": list(data.image_shape), "num_classes": data.num_classes,
+            "dataset": data.name, "class_names": list(data.class_names) if data.class_names else None,
+        }  # fmt: skip
         rundir.save_weights(session.run_dir, session.model, info)
         write_json(session.run_dir / rundir.RESULT, {
             "final": rows[-1], "epochs": len(rows), "train_seconds_total": sum(r["train/seconds"] for r in rows),
@@ -135,6 +145,11 @@ def _epochs(session: Session, splits: Splits, position: Position, log, on_epoch:
     """Train epoch after epoch to config.epochs; return True when the epoch hook stopped the run sooner."""
     config, context, device = session.config, session.context, session.device
     steps = num_batches(len(splits.train_images), config.batch_size)
+    # Timed apart, so that the first epoch of this process is as comparable as the others.
+    setup_seconds = None
+    if position.epoch < config.epochs:
+        setup_seconds = warm_up(session, splits.train_images, splits.train_labels)
+        log(f"set-up (one forward/backward pass, timed apart from epoch {position.epoch + 1}): {setup_seconds:.2f} s")
     table = EpochTable(has_val=splits.val_images is not None, print_line=log)
     table.header()
     with stop_requests(session.stop_signals):
@@ -143,6 +158,8 @@ def _epochs(session: Session, splits: Splits, position: Position, log, on_epoch:
             with progress_bar(steps, position.step, f"epoch {position.epoch + 1}/{config.epochs}", mode) as bar:
                 train_epoch(session, splits.train_images, splits.train_labels, position, bar)
             row = _epoch_row(session, splits, position, steps)
+            if setup_seconds is not None:  # in the row of this process's first epoch
+                row["setup/seconds"], setup_seconds = setup_seconds, None
             if context.is_main:
                 append_rows(session.run_dir / rundir.METRICS, [row])
             table.row(row)

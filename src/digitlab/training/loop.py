@@ -16,6 +16,7 @@ from digitlab.data.batching import batch_indices, epoch_order, num_batches
 from digitlab.errors import Interrupted, TrainingError
 from digitlab.perf.timer import synchronize
 from digitlab.store import rundir
+from digitlab.store.checkpoint import random_states, set_random_states
 from digitlab.store.files import append_rows
 from digitlab.training import checkpointing, distributed
 from digitlab.training.device import autocast
@@ -57,7 +58,7 @@ def train_epoch(session: Session, images: torch.Tensor, labels: torch.Tensor, po
         grad_norm = torch.nn.utils.get_total_norm(gradients)
         # One all-reduce: every rank diverges, and stops, at the same step.
         bad, stop = distributed.any_rank(
-            [not is_finite(session, loss, grad_norm), bool(session.stop_signals)], context, device
+            [not step_is_sound(session, loss, grad_norm), bool(session.stop_signals)], context, device
         )
         if bad:
             raise diverged(session, position, loss, grad_norm, losses, first_step)
@@ -86,6 +87,28 @@ def train_epoch(session: Session, images: torch.Tensor, labels: torch.Tensor, po
     return record_steps(session, position, losses, first_step)
 
 
+def warm_up(session: Session, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """One forward/backward pass on a micro-batch whose gradient is thrown away; return its seconds.
+
+    A process's first pass sets up kernels (oneDNN primitives, CUDA contexts and workspaces) and would
+    otherwise be counted in its first epoch's training time. The random states are restored and the
+    gradients discarded, so the run computes exactly what it would have without this pass. The plain
+    model runs it (not DDP's wrapper, whose hooks would all-reduce the gradients)."""
+    config, device = session.config, session.device
+    count = min(config.micro_batch or config.batch_size, config.batch_size, len(images))
+    saved_tensors, saved_info = random_states()
+    synchronize(device)
+    started = time.perf_counter()
+    with autocast(device, config.precision):
+        logits = session.model(images[:count])
+    F.cross_entropy(logits.float(), labels[:count]).backward()
+    synchronize(device)
+    seconds = time.perf_counter() - started
+    session.optimizer.zero_grad(set_to_none=True)
+    set_random_states(saved_tensors, saved_info)
+    return seconds
+
+
 def gradient_sync(session: Session, last: bool):
     """Under DDP, all-reduce gradients on a step's last micro-batch only."""
     if last or not session.context.enabled:
@@ -93,9 +116,14 @@ def gradient_sync(session: Session, last: bool):
     return session.wrapped.no_sync()
 
 
-def is_finite(session: Session, loss: torch.Tensor, grad_norm: torch.Tensor) -> bool:
-    """fp16's grad scaler skips steps with non-finite gradients itself; otherwise both must be finite."""
-    return bool(torch.isfinite(loss)) and (session.scaler is not None or bool(torch.isfinite(grad_norm)))
+def step_is_sound(session: Session, loss: torch.Tensor, grad_norm: torch.Tensor) -> bool:
+    """Whether the step may update the weights: its loss finite and at most session.loss_limit, and its
+    gradient norm finite (under fp16 the grad scaler skips steps with non-finite gradients itself).
+    Computed on the device and read once."""
+    sound = torch.isfinite(loss) & (loss <= session.loss_limit)
+    if session.scaler is None:
+        sound &= torch.isfinite(grad_norm)
+    return bool(sound)
 
 
 def record_steps(session: Session, position: Position, losses: torch.Tensor, first_step: int) -> list[float]:
@@ -124,10 +152,13 @@ def diverged(
     finite = all(bool(torch.isfinite(p).all()) for p in session.model.parameters())  # the same on every rank
     if finite:
         checkpointing.save(session, position, overwrite=False)
+    factor = session.config.divergence_factor
     what = (
-        "loss" if not torch.isfinite(loss)
-        else "gradient norm" if not torch.isfinite(grad_norm)
-        else "loss of another process"
+        "the loss is not finite" if not torch.isfinite(loss)
+        else f"the loss {float(loss):.4g} is above {session.loss_limit:.4g} ({factor:g} x the chance-level loss; "
+        f"--divergence-factor 0 turns this check off)" if loss > session.loss_limit
+        else "the gradient norm is not finite" if not torch.isfinite(grad_norm)
+        else "another process's loss or gradient diverged"
     )  # fmt: skip
     last = f"{position.last_finite_loss:.4g}" if position.last_finite_loss is not None else "none yet"
     kept = (
@@ -138,7 +169,7 @@ def diverged(
     )
     return TrainingError(
         f"training diverged at epoch {position.epoch + 1}, step {position.step + 1} (global step "
-        f"{position.global_step + 1}): the {what} is not finite (last finite loss {last}). {kept} "
+        f"{position.global_step + 1}): {what} (last finite loss {last}). {kept} "
         f"Try a lower learning rate in a new run, e.g. --lr {session.config.lr / 10:g}"
     )
 

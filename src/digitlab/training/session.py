@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from digitlab.models import build_from_config
 from digitlab.optim import OPTIMIZERS
 from digitlab.store import rundir
 from digitlab.training import distributed
-from digitlab.training.device import micro_batch, seed_everything
+from digitlab.training.device import micro_batch, resolve_precision, seed_everything
 
 
 @dataclass
@@ -50,14 +51,16 @@ class Session:
     device: torch.device
     context: distributed.Context
     run_dir: Path
+    loss_limit: float = math.inf  # a step whose loss is above this has diverged (config.divergence_factor)
     stop_signals: list = field(default_factory=list)  # names of signals received (store.resume.stop_requests)
 
 
 def resolve_config(
-    config: TrainConfig, data: Dataset, device: torch.device, context: distributed.Context
+    config: TrainConfig, data: Dataset, device: torch.device, context: distributed.Context, log=print
 ) -> TrainConfig:
-    """Check the settings that depend on the data and hardware, and fill in what was left to digitlab,
-    so that config.json records what ran."""
+    """Check the settings that depend on the data and hardware, and fill in what was left to digitlab
+    (run directory, micro-batch, precision), so that config.json records what ran."""
+    precision = resolve_precision(config.precision, device, log)
     examples = len(data.train_images)
     if config.batch_size > examples:
         raise ConfigError(
@@ -66,10 +69,10 @@ def resolve_config(
         )
     if config.batch_size < context.world_size:
         raise ConfigError(f"--batch-size {config.batch_size} is smaller than the {context.world_size} processes")
-    if config.precision == "fp16" and device.type != "cuda":
+    if precision == "fp16" and device.type != "cuda":
         raise ConfigError("--precision fp16 needs a CUDA GPU; on the CPU use bf16")
     run_dir = config.run_dir or str(rundir.default_run_dir(config))
-    return config.replace(run_dir=run_dir, micro_batch=micro_batch(config, device))
+    return config.replace(run_dir=run_dir, micro_batch=micro_batch(config, device), precision=precision)
 
 
 def build_session(
@@ -85,4 +88,6 @@ def build_session(
     optimizer = OPTIMIZERS[config.optimizer](model.parameters(), config.lr)
     scaler = torch.amp.GradScaler(device.type) if config.precision == "fp16" else None
     wrapped = distributed.wrap(model, context, device)
-    return Session(config, model, wrapped, optimizer, scaler, device, context, Path(config.run_dir))
+    # Chance level: a model that guesses uniformly has loss ln(classes); far above it, training has diverged.
+    loss_limit = config.divergence_factor * math.log(max(num_classes, 2)) if config.divergence_factor else math.inf
+    return Session(config, model, wrapped, optimizer, scaler, device, context, Path(config.run_dir), loss_limit)

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# The prepared check of the CUDA path, for a machine with a CUDA GPU; about 5 minutes:
+#   1. the gpu-marked tests (tests/gpu/: every model trains, resume is bit-identical with --deterministic,
+#      bf16, fp16 with its grad scaler, --precision auto, DDP over NCCL when two GPUs are present);
+#   2. one epoch of lstm, blstm and cnn at batch 500, fp32 and bf16, on CUDA and on this machine's CPU;
+#   3. `digitlab reproduce table4 --quick --device cuda`;
+# then writes one Markdown file of results: benchmarks/results/gpu_check-<date>.md, or the path given.
+# Data: $DIGITLAB_DATA_DIR, else ../shared/data/mnist beside the repository, else digitlab's fetch chain.
+# GPU_CHECK_DEVICE=cpu GPU_CHECK_TRAIN_ARGS="--train-limit 1000" runs the same steps on the CPU, small: a
+# rehearsal of the script itself on a machine without a GPU (its numbers mean nothing).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-benchmarks/results/gpu_check-$(date +%Y%m%d-%H%M).md}
+python=${PYTHON:-.venv/bin/python}
+[ -x "$python" ] || python=python3
+device=${GPU_CHECK_DEVICE:-cuda}
+read -r -a train_args <<< "${GPU_CHECK_TRAIN_ARGS:-}"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+if [ -z "${DIGITLAB_DATA_DIR:-}" ] && [ -d ../shared/data/mnist ]; then
+    export DIGITLAB_DATA_DIR="$PWD/../shared/data/mnist"
+fi
+if [ "$device" = cuda ] && ! "$python" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+    echo "gpu_check: torch sees no CUDA GPU here; run this on a CUDA machine" >&2
+    exit 2
+fi
+
+echo "== 1. gpu-marked tests" >&2
+"$python" -m pytest -q -m gpu tests/gpu -p no:cacheprovider > "$work/tests.log" 2>&1
+tests_status=$?
+
+echo "== 2. one epoch per model, precision and device" >&2
+wheres="$device cpu"
+[ "$device" = cpu ] && wheres=cpu
+for model in lstm blstm cnn; do
+    for where in $wheres; do
+        for precision in fp32 bf16; do
+            run="$work/epoch-$model-$where-$precision"
+            "$python" -m digitlab train --model "$model" --batch-size 500 --epochs 1 --device "$where" \
+                --precision "$precision" --run-dir "$run" --progress none "${train_args[@]}" > "$run.log" 2>&1
+        done
+    done
+done
+
+echo "== 3. reproduce table4 --quick --device $device" >&2
+"$python" -m digitlab reproduce table4 --quick --device "$device" --out "$work/reproduction" > "$work/reproduce.log" 2>&1
+reproduce_status=$?
+
+mkdir -p "$(dirname "$out")"
+"$python" - "$work" "$out" "$tests_status" "$reproduce_status" "$device" <<'PY'
+import json, subprocess, sys, time
+from pathlib import Path
+
+import torch
+
+from digitlab.perf.machine import cpu_features, cpu_model
+
+work, out, tests_status, reproduce_status, device = Path(sys.argv[1]), Path(sys.argv[2]), *map(int, sys.argv[3:5]), sys.argv[5]
+gpu = (f"{torch.cuda.get_device_name(0)} x {torch.cuda.device_count()}" if torch.cuda.is_available()
+       else "none (a rehearsal on the CPU)")
+lines = [
+    "# CUDA check (benchmarks/gpu_check.sh)", "",
+    f"- date: {time.strftime('%Y-%m-%d %H:%M')}; GPU: {gpu}; "
+    f"torch {torch.__version__}, CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}",
+    f"- CPU: {cpu_model()}; features: {', '.join(k for k, v in cpu_features().items() if v) or 'none of note'}; "
+    f"torch threads {torch.get_num_threads()}",
+    "", "## 1. gpu-marked tests", "",
+    f"exit {tests_status}: `{(work / 'tests.log').read_text().strip().splitlines()[-1]}`", "",
+    "## 2. One epoch, batch 500 (train seconds; set-up timed apart)", "",
+    "| model | device | precision | train s | set-up s | test acc % | ran as |", "|---|---|---|---:|---:|---:|---|",
+]
+for model in ("lstm", "blstm", "cnn"):
+    for where in dict.fromkeys((device, "cpu")):
+        for precision in ("fp32", "bf16"):
+            run = work / f"epoch-{model}-{where}-{precision}"
+            if not (run / "result.json").exists():
+                error = (run.parent / f"{run.name}.log").read_text().strip().splitlines()[-1:]
+                lines.append(f"| {model} | {where} | {precision} | failed | | | {' '.join(error)} |")
+                continue
+            row = json.loads((run / "result.json").read_text())["final"]
+            ran = json.loads((run / "config.json").read_text())["precision"]
+            lines.append(f"| {model} | {where} | {precision} | {row['train/seconds']:.2f} | "
+                         f"{row.get('setup/seconds', float('nan')):.2f} | {100 * row['test/acc']:.2f} | {ran} |")
+report = work / "reproduction" / "REPORT.md"
+lines += ["", f"## 3. reproduce table4 --quick --device {device}", "", f"exit {reproduce_status}", ""]
+if report.exists():
+    text = report.read_text().splitlines()
+    start = next((i for i, line in enumerate(text) if line.startswith("## Summary")), 0)
+    lines += text[start:start + 8]
+else:
+    lines += ["```", *(work / "reproduce.log").read_text().strip().splitlines()[-5:], "```"]
+out.write_text("\n".join(lines) + "\n")
+print(f"gpu_check: wrote {out}")
+PY

@@ -1,0 +1,90 @@
+"""The CUDA path: training, bit-identical resume with --deterministic, bf16, fp16 with its grad scaler,
+--precision auto, and DDP over NCCL. Marked `gpu`: run with `pytest -m gpu` on a CUDA machine
+(benchmarks/gpu_check.sh does); skipped where torch sees no CUDA GPU."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from digitlab.config import TrainConfig
+from digitlab.store import rundir
+from digitlab.store.checkpoint import load_tensors
+from digitlab.training.fit import fit
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+]
+
+
+def quiet(*args, **kwargs):
+    pass
+
+
+def config_for(data_dir, run_dir, **changes) -> TrainConfig:
+    settings = dict(
+        model="lstm", hidden_size=32, num_layers=1, batch_size=50, epochs=2, data_dir=str(data_dir),
+        run_dir=str(run_dir), device="cuda", progress="none",
+    )  # fmt: skip
+    return TrainConfig(**(settings | changes))
+
+
+def result(run_dir) -> dict:
+    return json.loads((run_dir / rundir.RESULT).read_text())
+
+
+def weights(run_dir) -> dict[str, torch.Tensor]:
+    return load_tensors(run_dir / rundir.WEIGHTS)[0]
+
+
+@pytest.mark.parametrize("model", ["lstm", "blstm", "gru", "cnn", "mlp"])
+def test_every_model_trains_on_cuda(session_data_dir, tmp_path, model):
+    run = fit(config_for(session_data_dir, tmp_path / "run", model=model, hidden_size=None, epochs=1), log=quiet)
+    env = json.loads((run / rundir.ENV).read_text())
+    assert env["device"].startswith("cuda") and "cuda" in env
+    assert result(run)["final"]["test/acc"] > 0.1
+
+
+def test_resume_is_bit_identical_with_deterministic(session_data_dir, tmp_path):
+    whole = fit(config_for(session_data_dir, tmp_path / "whole", deterministic=True), log=quiet)
+    part = fit(config_for(session_data_dir, tmp_path / "part", deterministic=True, epochs=1), log=quiet)
+    fit(config_for(session_data_dir, part, deterministic=True, epochs=2), resuming=True, log=quiet)
+    first, second = weights(whole), weights(part)
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[name], second[name]) for name in first)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16", "auto"])
+def test_reduced_precision_trains(session_data_dir, tmp_path, precision):
+    run = fit(config_for(session_data_dir, tmp_path / "run", precision=precision), log=quiet)
+    saved = rundir.load_config(run)
+    assert saved.precision in ("bf16", "fp16", "fp32")
+    if precision == "auto":
+        assert saved.precision == ("bf16" if torch.cuda.is_bf16_supported() else "fp32")
+    assert result(run)["final"]["train/loss"] < 2.3
+
+
+def test_fp16_checkpoints_its_grad_scaler(session_data_dir, tmp_path):
+    run = fit(config_for(session_data_dir, tmp_path / "run", precision="fp16", epochs=1), log=quiet)
+    (latest,) = sorted((run / rundir.CHECKPOINTS).iterdir())[-1:]
+    metadata = load_tensors(latest)[1]
+    assert metadata["extra"]["scaler"]["scale"] > 0
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="DDP over NCCL needs two GPUs")
+def test_ddp_over_nccl(session_data_dir, tmp_path):
+    run = tmp_path / "ddp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "digitlab",
+               "train", "--model", "mlp", "--batch-size", "50", "--epochs", "1", "--device", "cuda",
+               "--data-dir", str(session_data_dir), "--run-dir", str(run), "--progress", "none"]  # fmt: skip
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, env=os.environ | {"MASTER_ADDR": "127.0.0.1"}
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert result(run)["world_size"] == 2
