@@ -382,7 +382,13 @@ def test_a_run_evaluates_only_on_the_dataset_it_was_trained_on(capsys, data_dir,
     run_dir = tmp_path / "run"
     assert run_cli(capsys, ["train", *TINY, "--data-dir", data_dir, "--run-dir", run_dir])[0] == 0
     other = make_dataset("other", seed=5)
-    assert_user_error(capsys, ["evaluate", run_dir, "--data-dir", other], "KMNIST is required", code=2)
+    # A person's own test files (custom data) evaluate; another known dataset is refused.
+    assert run_cli(capsys, ["evaluate", run_dir, "--data-dir", other])[0] == 0
+    md5s = {name: hashlib.md5((other / f"{name}.gz").read_bytes()).hexdigest() for name in NAMES.values()}
+    monkeypatch.setitem(known.KNOWN, "fashion-mnist", dataclasses.replace(known.KNOWN["fashion-mnist"], gzip_md5=md5s))
+    assert_user_error(capsys, ["evaluate", run_dir, "--data-dir", other], "trained on KMNIST but", code=2)
+    # Without --data-dir, the run's own dataset is asked for: digitlab fetches only MNIST.
+    assert_user_error(capsys, ["evaluate", run_dir], "KMNIST was asked for", "--data-dir", code=2)
 
 
 def test_under_torchrun_only_rank_0_prints_the_error(capsys, monkeypatch, tmp_path):
@@ -391,3 +397,13 @@ def test_under_torchrun_only_rank_0_prints_the_error(capsys, monkeypatch, tmp_pa
     assert code == 2 and err == ""
     monkeypatch.setenv("RANK", "0")
     assert_user_error(capsys, ["evaluate", tmp_path / "missing"], "not a directory", code=2)
+
+
+def test_a_resumed_run_goes_on_with_the_dataset_it_started_with(capsys, data_dir, make_dataset, tmp_path, monkeypatch):
+    md5s = {name: hashlib.md5((data_dir / f"{name}.gz").read_bytes()).hexdigest() for name in NAMES.values()}
+    monkeypatch.setitem(known.KNOWN, "kmnist", dataclasses.replace(known.KNOWN["kmnist"], gzip_md5=md5s))
+    run_dir = tmp_path / "run"
+    assert run_cli(capsys, ["train", *TINY, "--data-dir", data_dir, "--run-dir", run_dir])[0] == 0
+    assert rundir.load_config(run_dir).dataset == "kmnist"  # found by `auto`, recorded as what ran
+    other = make_dataset("other", seed=5)  # custom data
+    assert_user_error(capsys, ["train", "--resume", run_dir, "--epochs", "2", "--data-dir", other], "KMNIST", code=2)

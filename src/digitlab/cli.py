@@ -9,6 +9,12 @@ import sys
 import typing
 
 from digitlab.config import TrainConfig, flag
+from digitlab.data.known import DATASET_CHOICES
+
+
+def setting_help(name: str) -> str:
+    """The help text of a TrainConfig field, for the subcommands that take the same setting."""
+    return next(field.metadata["help"] for field in dataclasses.fields(TrainConfig) if field.name == name)
 
 
 def add_train_flags(parser: argparse.ArgumentParser) -> None:
@@ -41,12 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = commands.add_parser("data", help="obtain and verify the dataset, print its statistics")
     data.add_argument("--data-dir", help="folder with the four IDX files (default: fetch MNIST)")
-    data.add_argument(
-        "--dataset",
-        default="auto",
-        help="auto (recognise by checksum), mnist, fashion-mnist, kmnist "
-        "(the files must be that dataset) or custom (default: auto)",
-    )
+    data.add_argument("--dataset", default="auto", choices=DATASET_CHOICES, help=setting_help("dataset"))
 
     commands.add_parser("models", help="list the models with their parameter counts")
 
@@ -73,8 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default="reproduction", help="folder for the cells and the report (default: reproduction)"
     )
     reproduce.add_argument("--data-dir", help="folder with the four IDX files (default: fetch MNIST)")
-    reproduce.add_argument("--precision", default="fp32", help="fp32 (default, as the paper), bf16, fp16 or auto")
-    reproduce.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    reproduce.add_argument(
+        "--precision", default="fp32", help=setting_help("precision") + " (default: fp32, as the paper)"
+    )
+    reproduce.add_argument("--device", default="auto", help=setting_help("device"))
     reproduce.add_argument("--threads", type=int, default=0, help="CPU threads (0 = physical cores)")
     reproduce.add_argument(
         "--quick",

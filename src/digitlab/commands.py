@@ -9,6 +9,7 @@ import torch
 from digitlab import console
 from digitlab.config import RESUMABLE_CHANGES, TrainConfig, flag
 from digitlab.data.dataset import Dataset, load, normalize
+from digitlab.data.fetch import named_folder
 from digitlab.data.known import KNOWN
 from digitlab.errors import ConfigError
 from digitlab.inference.load import load_model
@@ -29,7 +30,7 @@ def train(given: dict, resume_dir: str | None = None) -> Path:
         refused = ", ".join(flag(name) for name in sorted(changed - RESUMABLE_CHANGES))
         allowed = ", ".join(flag(name) for name in sorted(RESUMABLE_CHANGES - {"run_dir"}))
         raise ConfigError(f"--resume keeps the run's own settings; drop {refused} (only {allowed} may change)")
-    return fit(config.replace(**given, run_dir=resume_dir), resuming=True)
+    return fit(config.replace(**(given | {"run_dir": resume_dir})), resuming=True)
 
 
 def data(data_dir: str | None, expect: str = "auto") -> None:
@@ -88,9 +89,19 @@ def predict(run_dir: str, samples: int, data_dir: str | None) -> None:
 
 
 def _matching_data(data_dir: str | None, info: dict) -> Dataset:
-    """The test data to evaluate a run's model on: the dataset it was trained on (runs before 0.2 did not
-    record it: any known dataset then, or custom files), of its image size and classes."""
-    dataset = load(data_dir, expect=info.get("dataset", "auto"))
+    """The test data to evaluate a run's model on, of its image size and classes: from a folder the user
+    names, any files but another known dataset than the run's (a person's own test digits are custom data);
+    else the dataset the run was trained on (runs before 0.2 did not record it: MNIST then)."""
+    trained_on = info.get("dataset", "auto")
+    if not named_folder(data_dir):
+        dataset = load(data_dir, expect=trained_on)
+    else:
+        dataset = load(data_dir)
+        if dataset.verified and trained_on in KNOWN and dataset.name != trained_on:
+            raise ConfigError(
+                f"the model was trained on {KNOWN[trained_on].title} but {named_folder(data_dir)} holds "
+                f"{dataset.title}; pass the run's own --data-dir"
+            )
     if list(dataset.image_shape) != list(info["image_shape"]):
         raise ConfigError(
             f"the model was trained on {info['image_shape']} images but this data has "
@@ -110,10 +121,12 @@ def reproduce(
 ) -> None:  # fmt: skip
     from digitlab.paper import experiments
     from digitlab.paper.report import build as build_report
-    from digitlab.training.device import parse_device
+    from digitlab.training.device import parse_device, resolve_precision
 
     base = TrainConfig(data_dir=data_dir, precision=precision, device=device, threads=threads).validate()
-    parse_device(base.device)  # an unusable device fails now, not after the data has loaded
+    # An unusable device fails now, not after the data has loaded; `auto` precision is resolved once, so that
+    # every cell (and a restarted reproduction) names the precision that ran.
+    base = base.replace(precision=resolve_precision(base.precision, parse_device(base.device), print))
     cells = experiments.reproduce(
         names, Path(out), experiments.parse_seeds(seeds), base, quick, dry_run, command, retime=retime
     )

@@ -234,3 +234,11 @@ def test_no_validation_split_unless_asked(digits):
 def test_validation_split_must_leave_training_data(digits):
     with pytest.raises(DataError, match="--val-size 300 leaves no training data"):
         dataset.prepare(digits, val_size=300)
+
+
+@pytest.mark.parametrize("expect", ["fashion-mnist", "kmnist", "custom"])
+def test_another_dataset_than_mnist_needs_a_folder(expect, cache_folder):
+    # digitlab fetches only MNIST: asking for another set without --data-dir fails before any fetch.
+    with pytest.raises(DataError, match="--data-dir"):
+        dataset.load(log=pytest.fail, expect=expect)
+    assert not cache_folder.exists()

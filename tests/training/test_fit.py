@@ -152,7 +152,8 @@ def test_run_directory_holds_every_record_and_no_temporary_file(finished):
 def test_config_json_records_the_resolved_config(finished):
     run_dir, config, _ = finished
     saved = json.loads((run_dir / rundir.CONFIG).read_text())
-    resolved = config.replace(micro_batch=100)  # config.json records the micro-batch the CPU run used
+    # config.json records the micro-batch the CPU run used, and the dataset it found
+    resolved = config.replace(micro_batch=100, dataset="custom")
     assert saved == resolved.to_dict()
     assert TrainConfig.from_dict(saved) == resolved
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from digitlab.data.fetch import Located, locate
+from digitlab.data.fetch import Located, locate, named_folder
 from digitlab.data.idx import FILES, is_gzip, parse, read_file, sha256
 from digitlab.data.known import CUSTOM, DATASET_CHOICES, KNOWN, KnownDataset, identify, matching_files
 from digitlab.errors import DataError
@@ -58,6 +58,14 @@ def load(data_dir: str | Path | None = None, log=print, expect: str = "auto") ->
 
     expect: "auto" (any known dataset, or custom files in a folder the user named), a key of KNOWN (the
     files must be that dataset), or "custom" (take the files as they are)."""
+    if expect not in DATASET_CHOICES:
+        raise DataError(f"unknown dataset {expect!r}; choose one of: {', '.join(DATASET_CHOICES)}")
+    if expect not in ("auto", "mnist") and not named_folder(data_dir):
+        wanted = KNOWN[expect].title if expect in KNOWN else "custom data"
+        raise DataError(
+            f"{wanted} was asked for (--dataset {expect}) but no --data-dir was given, and digitlab fetches only "
+            f"MNIST: pass the folder holding its four IDX files with --data-dir"
+        )
     located: Located = locate(data_dir, log=log)
     arrays, checksums, gzip_md5 = {}, {}, {}
     for key, path in located.paths.items():
@@ -68,7 +76,9 @@ def load(data_dir: str | Path | None = None, log=print, expect: str = "auto") ->
         arrays[key] = parse(data, ndim=3 if key.endswith("images") else 1, source=str(path))
     _check_consistent(arrays, located.folder)
     known = _identify(located, checksums, gzip_md5, expect)
-    if known is None:
+    if expect == CUSTOM:
+        log(f"note: --dataset custom: the files in {located.folder} are used as they are, unverified")
+    elif known is None:
         log(f"note: {located.folder} holds no dataset digitlab knows: its files are used unverified, as custom data")
     elif known.name != "mnist":  # MNIST is what digitlab expects; a drop-in is worth a line
         log(f"note: {located.folder} holds {known.title}, verified against its published checksums")
@@ -87,8 +97,6 @@ def load(data_dir: str | Path | None = None, log=print, expect: str = "auto") ->
 
 def _identify(located: Located, checksums: dict, gzip_md5: dict, expect: str) -> KnownDataset | None:
     """The known dataset the files are (None: custom), or DataError where they must be another."""
-    if expect not in DATASET_CHOICES:
-        raise DataError(f"unknown dataset {expect!r}; choose one of: {', '.join(DATASET_CHOICES)}")
     known, partial = identify(checksums, gzip_md5)
     must_be = "mnist" if located.must_be_mnist else (None if expect in ("auto", CUSTOM) else expect)
     if must_be and (known is None or known.name != must_be):

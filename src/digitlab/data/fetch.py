@@ -56,6 +56,11 @@ def find_files(folder: Path) -> dict[str, Path] | None:
     return found
 
 
+def named_folder(data_dir: str | Path | None) -> str | Path | None:
+    """The folder the user named (--data-dir, else $DIGITLAB_DATA_DIR), or None: the cache and the fetch chain."""
+    return data_dir or os.environ.get("DIGITLAB_DATA_DIR") or None
+
+
 def mirrors() -> list[str]:
     override = os.environ.get("DIGITLAB_MNIST_MIRRORS")
     return override.split() if override is not None else list(MIRRORS)
@@ -64,7 +69,7 @@ def mirrors() -> list[str]:
 def locate(data_dir: str | Path | None = None, log=print) -> Located:
     """Return the folder holding the four files, trying each source in order."""
     failures: list[str] = []
-    named = data_dir or os.environ.get("DIGITLAB_DATA_DIR")
+    named = named_folder(data_dir)
     if named:
         # A folder the user names is the answer or an error: falling back would hide their mistake.
         folder = Path(named).expanduser()

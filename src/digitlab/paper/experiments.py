@@ -215,7 +215,11 @@ def run_cells(cells: list[Cell], out: Path, dataset: Dataset, log=print) -> None
         resuming = state == "partial" and bool(list_checkpoints(folder / rundir.CHECKPOINTS))
         if state == "partial" and not resuming:
             with lock.holding(folder):  # unless another process is training it right now
-                shutil.rmtree(folder)  # killed before its first checkpoint: nothing to keep, start the cell again
+                # Killed before its first checkpoint: nothing to keep, start the cell again. The lock file stays
+                # (store/lock.py: a deleted lock file could let two processes lock two files of one name).
+                for entry in folder.iterdir():
+                    if entry.name != lock.LOCK:
+                        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
         started = time.perf_counter()
         try:
             fit(config, dataset=dataset, resuming=resuming, log=log)

@@ -50,7 +50,7 @@ def native_bf16(device: torch.device) -> bool:
     """Whether the device computes in bf16 natively; elsewhere bf16 is emulated and slower than fp32
     (2-3x on an AVX-512 CPU without AVX512_BF16)."""
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+        return torch.cuda.is_bf16_supported(including_emulation=False)  # Ampere and newer compute it natively
     return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
 

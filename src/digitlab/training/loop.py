@@ -1,7 +1,8 @@
 """The step loop: one epoch of optimizer steps. The only backward() and step() in digitlab.
 
-A step never lets a bad update reach the weights: a non-finite loss or gradient (on any process)
-stops the run before optimizer.step(), with the weights the step started from checkpointed.
+A step never lets a bad update reach the weights: a non-finite loss or gradient, or a loss above the
+session's limit (divergence_factor x the chance-level loss), on any process, stops the run before
+optimizer.step(), with the weights the step started from checkpointed.
 """
 
 from __future__ import annotations

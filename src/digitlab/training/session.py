@@ -72,7 +72,10 @@ def resolve_config(
     if precision == "fp16" and device.type != "cuda":
         raise ConfigError("--precision fp16 needs a CUDA GPU; on the CPU use bf16")
     run_dir = config.run_dir or str(rundir.default_run_dir(config))
-    return config.replace(run_dir=run_dir, micro_batch=micro_batch(config, device), precision=precision)
+    # The dataset found is recorded too: a resumed run must go on with the same one.
+    return config.replace(
+        run_dir=run_dir, micro_batch=micro_batch(config, device), precision=precision, dataset=data.name
+    )
 
 
 def build_session(
