@@ -42,7 +42,8 @@ def flags(settings: dict) -> list[str]:
     return [part for name, value in settings.items() for part in (f"--{name.replace('_', '-')}", str(value))]
 
 
-def start_torchrun(args: list[str], processes: int = 2) -> subprocess.Popen:
+def start_torchrun(args: list[str], processes: int = 2, target: list[str] | None = None) -> subprocess.Popen:
+    """torchrun on 127.0.0.1 running `digitlab ARGS` (or `target`, a script and its arguments)."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -52,7 +53,7 @@ def start_torchrun(args: list[str], processes: int = 2) -> subprocess.Popen:
     if Path("/sys/class/net/lo").exists():
         env["GLOO_SOCKET_IFNAME"] = "lo"  # --standalone rendezvous on localhost; gloo on the loopback too
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-               "-m", "digitlab", *args]  # fmt: skip
+               *(target or ["-m", "digitlab", *args])]  # fmt: skip
     # A session of its own: on a timeout the whole group (torchrun and its workers) is killed.
     return subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True
@@ -188,3 +189,50 @@ def test_resume_under_torchrun_is_refused_while_another_process_holds_the_run(tw
     assert process.returncode != 0, output
     assert f"pid {os.getpid()} is training in it" in output, output
     assert {p: p.read_bytes() for p in sorted(ddp.rglob("*")) if p.is_file() and p.name != lock.LOCK} == before
+
+
+def test_a_new_run_into_a_finished_run_is_refused_on_every_rank(two_processes, ddp_data):
+    # Rank 0 alone creates the run directory; its refusal stops every rank at once, none left waiting.
+    from digitlab.store import lock
+
+    _, ddp, _ = two_processes
+    before = {p: p.read_bytes() for p in sorted(ddp.rglob("*")) if p.is_file() and p.name != lock.LOCK}
+    process = start_torchrun(["train", *flags(SETTINGS), "--data-dir", str(ddp_data), "--run-dir", str(ddp)])
+    output = finish(process)
+    assert process.returncode != 0, output
+    # One line from digitlab (rank 0's); torchrun then reports the failed workers in a traceback of its own.
+    assert output.count("digitlab: error:") == 1 and "already holds a finished run" in output, output
+    assert {p: p.read_bytes() for p in sorted(ddp.rglob("*")) if p.is_file() and p.name != lock.LOCK} == before
+
+
+MAIN_DOES = """
+import torch
+from digitlab.errors import DigitlabError, RunError
+from digitlab.training import distributed
+
+context = distributed.context_from_environment()
+distributed.init(context, torch.device("cpu"))
+
+
+def refuse():
+    raise RunError("the run directory is taken")
+
+
+try:
+    distributed.main_does(refuse, context, torch.device("cpu"))
+    print(f"rank {context.rank}: went on", flush=True)
+except DigitlabError as error:
+    print(f"rank {context.rank}: stopped: {error}", flush=True)
+distributed.shutdown(context, together=True)
+"""
+
+
+def test_a_refusal_on_rank_0_stops_every_rank(tmp_path):
+    # Rank 1 must not go on to a collective that rank 0, which has left, would never join.
+    script = tmp_path / "main_does.py"
+    script.write_text(MAIN_DOES)
+    process = start_torchrun([], processes=2, target=[str(script)])
+    output = finish(process)
+    assert process.returncode == 0, output
+    assert "rank 0: stopped: the run directory is taken" in output, output
+    assert "rank 1: stopped" in output and "went on" not in output, output

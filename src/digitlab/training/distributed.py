@@ -94,15 +94,21 @@ def main_holds(manager: contextlib.AbstractContextManager, context: Context, dev
     """Hold `manager` (e.g. the run directory's lock) on rank 0 alone while the block runs. When rank 0 is
     refused with a DigitlabError, every rank raises at once, so that none waits for the others."""
     with contextlib.ExitStack() as stack:
-        refusal = None
-        if context.is_main:
-            try:
-                stack.enter_context(manager)
-            except DigitlabError as error:
-                refusal = error
-        if any_rank([refusal is not None], context, device)[0]:
-            raise refusal or DigitlabError("rank 0 was refused: its message says why")
+        main_does(lambda: stack.enter_context(manager), context, device)
         yield
+
+
+def main_does(action, context: Context, device: torch.device) -> None:
+    """Run `action()` on rank 0 alone (say, create the run directory). When it raises a DigitlabError, every
+    rank raises at once, so that none goes on to a collective that rank 0 will never join."""
+    refusal = None
+    if context.is_main:
+        try:
+            action()
+        except DigitlabError as error:
+            refusal = error
+    if any_rank([refusal is not None], context, device)[0]:
+        raise refusal or DigitlabError("rank 0 was refused: its message says why")
 
 
 def average(tensor: torch.Tensor, context: Context) -> torch.Tensor:

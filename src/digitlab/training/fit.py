@@ -102,14 +102,16 @@ def _run(config, dataset, resuming, log, on_epoch, context, device, hold: contex
             "note: without --deterministic, GPU kernels may differ run to run: a resumed run will not be "
             "bit-identical to an uninterrupted one (recorded in env.json)"
         )
-    if context.is_main and not resuming:
+    if not resuming:
         run_info = {
             "world_size": context.world_size, "data_source": data.source, "data_verified": data.verified,
             "dataset": data.name,
             "deterministic": config.deterministic, "bit_identical_resume": bit_identical,
             "precision_requested": requested_precision,
         }  # fmt: skip
-        rundir.create(Path(config.run_dir), config, environment(device) | run_info)
+        distributed.main_does(
+            lambda: rundir.create(Path(config.run_dir), config, environment(device) | run_info), context, device
+        )
 
     session = build_session(config, data.image_shape, data.num_classes, device, context)
     initial_weights = state_sha256(session.model)  # before any restore: the seed alone decides it
