@@ -14,7 +14,7 @@ from digitlab.errors import ConfigError
 def test_resumable_changes_are_those_that_leave_the_computation_alone():
     assert RESUMABLE_CHANGES == {
         "epochs", "run_dir", "progress", "data_dir", "checkpoint_every", "keep_checkpoints", "device",
-        "eval_batch_size", "divergence_factor", "dataset",
+        "eval_batch_size", "divergence_factor", "dataset", "eval_every", "target_acc", "test_eval",
     }  # fmt: skip
 
 

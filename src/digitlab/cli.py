@@ -50,14 +50,27 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--dataset", default="auto", choices=DATASET_CHOICES, help=setting_help("dataset"))
 
     commands.add_parser("models", help="list the models with their parameter counts")
+    commands.add_parser("recipes", help="list the shipped training recipes with their measured results")
 
     train = commands.add_parser("train", help="train a model and write a run directory")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
+    train.add_argument(
+        "--config",
+        metavar="RECIPE",
+        help="start from a recipe: a name from 'digitlab recipes' or a TOML file of settings; flags override it",
+    )
     add_train_flags(train)
 
-    evaluate = commands.add_parser("evaluate", help="test accuracy, per-class accuracy and confusion matrix of a run")
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="test accuracy with its 95%% confidence interval, per-class precision and recall, confusion matrix "
+        "and misclassified digits of a run (figures and evaluation.json written to RUN_DIR/evaluation/)",
+    )
     evaluate.add_argument("run_dir", help="a finished run directory")
     evaluate.add_argument("--data-dir", help="folder with the four IDX files (default: fetch MNIST)")
+    evaluate.add_argument(
+        "--json", action="store_true", help="print the evaluation as one JSON document (notes go to stderr)"
+    )
 
     predict = commands.add_parser("predict", help="classify test digits with a run's model")
     predict.add_argument("run_dir", help="a finished run directory")
@@ -105,13 +118,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "train":
             given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
-            commands.train(given, resume_dir=args.resume)
+            commands.train(given, resume_dir=args.resume, recipe=args.config)
         elif args.command == "data":
             commands.data(args.data_dir, args.dataset)
         elif args.command == "models":
             commands.models()
+        elif args.command == "recipes":
+            commands.recipes_list()
         elif args.command == "evaluate":
-            commands.evaluate_run(args.run_dir, args.data_dir)
+            commands.evaluate_run(args.run_dir, args.data_dir, as_json=args.json)
         elif args.command == "predict":
             commands.predict(args.run_dir, args.test_samples, args.data_dir)
         elif args.command == "reproduce":

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import sys
 from pathlib import Path
 
 import torch
 
-from digitlab import console
+from digitlab import console, recipes
 from digitlab.config import RESUMABLE_CHANGES, TrainConfig, flag
 from digitlab.data.dataset import Dataset, load, normalize
 from digitlab.data.fetch import named_folder
@@ -14,23 +17,42 @@ from digitlab.data.known import KNOWN
 from digitlab.errors import ConfigError
 from digitlab.inference.load import load_model
 from digitlab.inference.predict import probabilities
-from digitlab.models import MODELS, build, count_parameters
+from digitlab.models import MODELS, build, build_from_config, count_parameters
 from digitlab.store import rundir
-from digitlab.training.evaluate import confusion_matrix, evaluate
+from digitlab.training.evaluate import evaluate
 from digitlab.training.fit import fit
 
 
-def train(given: dict, resume_dir: str | None = None) -> Path:
-    """Train with the flags given; with `resume_dir`, continue that run with its saved config."""
+def train(given: dict, resume_dir: str | None = None, recipe: str | None = None) -> Path:
+    """Train with the flags given, over a recipe's settings when one is named; with `resume_dir`, continue
+    that run with its saved config."""
     if resume_dir is None:
-        return fit(TrainConfig(**given))
+        settings = recipes.load(recipe).settings if recipe else {}
+        return fit(TrainConfig(**(settings | given)))
+    if recipe:
+        raise ConfigError("--resume goes on with the run's own config.json; drop --config")
     config = rundir.load_config(Path(resume_dir))
     changed = {name for name, value in given.items() if getattr(config, name) != value} - {"run_dir"}
     if changed - RESUMABLE_CHANGES:
         refused = ", ".join(flag(name) for name in sorted(changed - RESUMABLE_CHANGES))
         allowed = ", ".join(flag(name) for name in sorted(RESUMABLE_CHANGES - {"run_dir"}))
         raise ConfigError(f"--resume keeps the run's own settings; drop {refused} (only {allowed} may change)")
+    if "epochs" in changed and config.schedule != "constant":
+        raise ConfigError(
+            f"the run's {config.schedule} schedule is laid over its {config.epochs} epochs, so --resume cannot "
+            f"change --epochs; drop --epochs, or start a new run"
+        )
     return fit(config.replace(**(given | {"run_dir": resume_dir})), resuming=True)
+
+
+def recipes_list() -> None:
+    rows = []
+    for name in recipes.names():
+        recipe = recipes.load(name)
+        config = TrainConfig(**recipe.settings)
+        size = count_parameters(build_from_config(config, (28, 28), 10))
+        rows.append((name, config.model, size, recipe.summary, recipe.result or "not measured yet"))
+    print(console.format_recipes(rows))
 
 
 def data(data_dir: str | None, expect: str = "auto") -> None:
@@ -62,12 +84,26 @@ def models() -> None:
     print(console.format_models(rows))
 
 
-def evaluate_run(run_dir: str, data_dir: str | None) -> None:
-    model, info = load_model(Path(run_dir))
-    dataset = _matching_data(data_dir, info)
-    result = evaluate(model, normalize(dataset.test_images), dataset.test_labels, 2000)
-    matrix = confusion_matrix(dataset.test_labels, result["predictions"], info["num_classes"])
-    print(console.format_evaluation(result, matrix, info.get("class_names")))
+def evaluate_run(run_dir: str, data_dir: str | None, as_json: bool = False) -> None:
+    """Evaluate a finished run on its test data, write evaluation/ into the run directory, print the result:
+    as text, or with `as_json` as one JSON document, the only thing on stdout (notes go to stderr)."""
+    from digitlab.inference.assessment import assess  # matplotlib and scipy load only for this command
+
+    with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+        model, info = load_model(Path(run_dir))
+        dataset = _matching_data(data_dir, info)
+        result = evaluate(model, normalize(dataset.test_images), dataset.test_labels, 2000)
+        record = assess(
+            Path(run_dir),
+            dataset.test_images,
+            dataset.test_labels,
+            result["predictions"],
+            result["loss"],
+            info["num_classes"],
+            class_names=info.get("class_names"),
+            data={"source": dataset.source, "dataset": dataset.name},
+        )
+    print(json.dumps(record, indent=2) if as_json else console.format_evaluation(record))
 
 
 def predict(run_dir: str, samples: int, data_dir: str | None) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from digitlab.errors import ConfigError
 
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+TEST_EVALUATIONS = ("every-epoch", "final")
 
 
 def setting(default, group: str, help: str, resumable: bool = False, speed_only: bool = False):  # noqa: A002
@@ -34,6 +35,9 @@ class TrainConfig:
         None, "model", "units per recurrent layer or hidden FC width (default: the model's)"
     )
     num_layers: int | None = setting(None, "model", "recurrent or hidden layers (default: the model's)")
+    channels: int | None = setting(
+        None, "model", "channels of a CNN's first block, doubled in each next (vgg only; default: the model's)"
+    )
     dropout: float = setting(0.0, "model", "dropout probability between layers (0 = off, the paper's setting)")
     blstm_head: str = setting(
         "paper", "model", "BLSTM head: 'paper' (out[:, -1, :], as Su 2018) or 'final' (both directions' final states)"
@@ -49,6 +53,54 @@ class TrainConfig:
         "optimisation",
         "stop the run as diverged when a step's loss exceeds this many times the chance-level loss ln(classes) "
         "(0 = stop only on a non-finite loss or gradient)",
+        resumable=True,
+    )
+    schedule: str = setting(
+        "constant",
+        "optimisation",
+        "learning-rate schedule over the run's steps: constant, onecycle (torch's OneCycleLR shape, peak --lr) "
+        "or cosine (linear warm-up, then cosine decay to 0); see digitlab.schedules",
+    )
+    warmup: float = setting(
+        0.0, "optimisation", "fraction of the run's steps spent warming up (onecycle: 0 means its default 0.25)"
+    )
+    weight_decay: float | None = setting(
+        None, "optimisation", "weight decay given to the optimizer (default: the optimizer's own: 0; adamw 0.01)"
+    )
+    label_smoothing: float = setting(0.0, "optimisation", "label smoothing of the cross-entropy loss (0 = off)")
+    grad_clip: float = setting(0.0, "optimisation", "clip the global gradient norm to this (0 = off)")
+    ema_decay: float = setting(
+        0.0,
+        "optimisation",
+        "keep an exponential moving average of the weights with this decay per step, e.g. 0.999 (0 = off); "
+        "it is evaluated and saved beside the raw weights",
+    )
+    # --- augmentation ---
+    rotate: float = setting(0.0, "augmentation", "rotate training images by up to this many degrees (0 = off)")
+    scale: float = setting(0.0, "augmentation", "scale training images by up to this fraction, e.g. 0.1 (0 = off)")
+    shift: float = setting(0.0, "augmentation", "shift training images by up to this many pixels (0 = off)")
+    elastic: float = setting(
+        0.0, "augmentation", "elastic distortion of training images, displacement in pixels, e.g. 2 (0 = off)"
+    )
+    # --- evaluation ---
+    eval_every: int = setting(
+        0,
+        "evaluation",
+        "also evaluate on the validation split every N optimizer steps (0 = at epoch ends only; with "
+        "--target-acc, a quarter epoch)",
+        resumable=True,
+    )
+    target_acc: float = setting(
+        0.0,
+        "evaluation",
+        "stop at the first validation evaluation whose accuracy reaches this, e.g. 0.99, and record the training "
+        "seconds it took (needs --val-size; 0 = off)",
+        resumable=True,
+    )
+    test_eval: str = setting(
+        "every-epoch",
+        "evaluation",
+        "when the test set is evaluated: every-epoch (the paper's curves) or final (once, when the run ends)",
         resumable=True,
     )
     # --- data ---
@@ -81,7 +133,8 @@ class TrainConfig:
     micro_batch: int = setting(
         0,
         "hardware",
-        "examples per forward/backward pass; the step's gradient is unchanged (0 = 100 on CPU, the batch on GPU)",
+        "examples per forward/backward pass; the step's gradient is unchanged, except under batch norm, which "
+        "normalises over each pass (0 = 100 on CPU, the batch on GPU and for batch-norm models)",
         speed_only=True,
     )
     eval_batch_size: int = setting(2000, "hardware", "examples per evaluation forward pass", resumable=True)
@@ -103,19 +156,36 @@ class TrainConfig:
         from digitlab.data.known import DATASET_CHOICES
         from digitlab.models import BLSTM_HEADS, MODELS, build_from_config
         from digitlab.optim import OPTIMIZERS
+        from digitlab.schedules import SCHEDULES
 
         if self.model not in MODELS:
             raise ConfigError(f"unknown model {self.model!r}; choose one of: {', '.join(MODELS)}")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}")
         positive = ["batch_size", "epochs", "eval_batch_size", "keep_checkpoints"]
-        positive += [name for name in ("hidden_size", "num_layers") if getattr(self, name) is not None]
+        positive += [name for name in ("hidden_size", "num_layers", "channels") if getattr(self, name) is not None]
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{flag(name)} must be positive, got {getattr(self, name)}")
         for name in ("micro_batch", "val_size", "train_limit", "test_limit", "threads", "checkpoint_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{flag(name)} must be 0 or more, got {getattr(self, name)}")
+        for name in ("label_smoothing", "ema_decay", "warmup", "scale"):
+            if not (0.0 <= getattr(self, name) < 1.0):
+                raise ConfigError(f"{flag(name)} must be in [0, 1), got {getattr(self, name)}")
+        for name in ("grad_clip", "rotate", "shift", "elastic", "eval_every"):
+            if not (getattr(self, name) >= 0):  # also refuses nan
+                raise ConfigError(f"{flag(name)} must be 0 or more, got {getattr(self, name)}")
+        if self.weight_decay is not None and not (self.weight_decay >= 0):
+            raise ConfigError(f"--weight-decay must be 0 or more, got {self.weight_decay}")
+        if not (0.0 <= self.target_acc <= 1.0):
+            raise ConfigError(f"--target-acc is a fraction in [0, 1], e.g. 0.99; got {self.target_acc}")
+        if self.target_acc and not self.val_size:
+            raise ConfigError("--target-acc evaluates on the validation split: give --val-size too, e.g. 5000")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"unknown schedule {self.schedule!r}; choose one of: {', '.join(SCHEDULES)}")
+        if self.test_eval not in TEST_EVALUATIONS:
+            raise ConfigError(f"unknown --test-eval {self.test_eval!r}; choose one of: {', '.join(TEST_EVALUATIONS)}")
         if not (self.divergence_factor >= 0):  # also refuses nan
             raise ConfigError(f"--divergence-factor must be 0 or more, got {self.divergence_factor}")
         if not (self.lr > 0):

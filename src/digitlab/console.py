@@ -15,16 +15,19 @@ COLUMNS = [  # (metric, heading, format)
     ("train/seconds", "train s", "{:>8.2f}"),
     ("eval/seconds", "eval s", "{:>7.2f}"),
     ("val/acc", "val acc %", "{:>9.2%}"),
+    ("ema/val/acc", "ema val %", "{:>9.2%}"),
     ("test/loss", "test loss", "{:>9.4f}"),
     ("test/acc", "test acc %", "{:>10.2%}"),
+    ("ema/test/acc", "ema test %", "{:>10.2%}"),
 ]
 
 
 class EpochTable:
     """An aligned table printed one row per epoch, as training goes."""
 
-    def __init__(self, has_val: bool, print_line=print):
-        self.columns = [c for c in COLUMNS if has_val or not c[0].startswith("val/")]
+    def __init__(self, has_val: bool, print_line=print, has_average: bool = False, has_test: bool = True):
+        shown = {"val": has_val, "ema": has_average, "test": has_test}
+        self.columns = [c for c in COLUMNS if all(shown.get(part, True) for part in c[0].split("/")[:-1])]
         self.print_line = print_line
 
     def header(self) -> None:
@@ -63,16 +66,23 @@ def progress_bar(total: int, done: int, description: str, mode: str = "auto"):
         bar.close()
 
 
-def format_evaluation(result: dict, matrix: torch.Tensor, class_names: list[str] | None = None) -> str:
-    """Accuracy, loss, per-class accuracy and the confusion matrix (rows: true class) as text."""
+def format_evaluation(record: dict) -> str:
+    """An evaluation (inference.assessment.assess's dict) as text: accuracy with its confidence interval, loss,
+    per-class recall and precision, the files written, and the confusion matrix (rows: true class)."""
+    class_names = record.get("class_names")
+    matrix = record["confusion"]
     num_classes = len(matrix)
-    per_class = matrix.diag().float() / matrix.sum(dim=1).clamp(min=1).float()
-    width = max(5, len(str(int(matrix.max()))) + 1)
+    interval = record["interval"]
+    method = {"wilson": "Wilson", "clopper-pearson": "Clopper-Pearson"}.get(interval["method"], interval["method"])
+    width = max(5, len(str(max(max(row) for row in matrix))) + 1)
     lines = [
-        f"test accuracy {result['accuracy']:.2%}  test loss {result['loss']:.4f}  ({int(matrix.sum())} images)",
+        f"test accuracy {record['accuracy']:.2%} ({interval['confidence']:.0%} CI {interval['low'] * 100:.2f}-"
+        f"{interval['high'] * 100:.2f}%, {method})  test loss {record['loss']:.4f}  ({record['images']} images)",
+        f"{record['errors']} of {record['images']} test images misclassified",
         "",
-        "per-class accuracy:",
-        "  " + "  ".join(f"{class_name(c, class_names)}: {a:.2%}" for c, a in enumerate(per_class.tolist())),
+        *format_per_class(record["per_class"], class_names),
+        "",
+        *format_files(record),
         "",
         "confusion matrix (rows: true class, columns: predicted):",
         " " * 6 + "".join(f"{c:>{width}d}" for c in range(num_classes)),
@@ -84,9 +94,58 @@ def format_evaluation(result: dict, matrix: torch.Tensor, class_names: list[str]
     return "\n".join(lines)
 
 
+def format_per_class(rows: list[dict], class_names: list[str] | None = None) -> list[str]:
+    """Recall (the per-class accuracy), precision and counts, one line per class; '-' where a ratio is undefined."""
+    labels = [class_name(row["class"], class_names) + ":" for row in rows]
+    width = max(len("class"), *(len(label) for label in labels))
+
+    def percent(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2%}"
+
+    lines = [
+        "per-class accuracy (recall) and precision:",
+        f"  {'class':<{width}}  {'recall':>7}  {'precision':>9}  {'images':>6}  {'predicted':>9}",
+    ]
+    for label, row in zip(labels, rows):
+        lines.append(
+            f"  {label:<{width}}  {percent(row['recall']):>7}  {percent(row['precision']):>9}  "
+            f"{row['support']:>6d}  {row['predicted']:>9d}"
+        )
+    if any(row["precision"] is None or row["recall"] is None for row in rows):
+        lines.append("  -: undefined, the class was never predicted (precision) or has no test images (recall)")
+    return lines
+
+
+def format_files(record: dict) -> list[str]:
+    """The files an evaluation wrote, each with what it holds."""
+    files = record["files"]
+    entries = [
+        (files["record"], "every number here, for machines"),
+        (files["confusion"], "the confusion matrix as a figure"),
+    ]
+    if files.get("misclassified"):
+        shown = record["misclassified_shown"]
+        which = f"the first {shown} of {record['errors']}" if shown < record["errors"] else f"all {shown}"
+        entries.append((files["misclassified"], f"{which} misclassified test digits, true and predicted class"))
+    width = max(len(path) for path, _ in entries)
+    lines = ["written:"] + [f"  {path:<{width}}  {about}" for path, about in entries]
+    if not files.get("misclassified"):
+        lines.append("  no misclassified test digits: no grid of them was written")
+    return lines
+
+
 def class_name(label: int, class_names: list[str] | None) -> str:
     """A label as people name it: the dataset's class name where it has them, else the number."""
     return class_names[label] if class_names and label < len(class_names) else str(label)
+
+
+def format_recipes(rows: list[tuple[str, str, int, str, str]]) -> str:
+    """(name, model, parameters, what it is for, measured result) as one block per recipe."""
+    width = max(len(name) for name, *_ in rows)
+    lines = []
+    for name, model, size, summary, result in rows:
+        lines += [f"{name:<{width}}  {model}, {size:,d} parameters: {summary}", f"{'':<{width}}  result: {result}"]
+    return "\n".join(lines)
 
 
 def format_models(rows: list[tuple[str, str, int]]) -> str:

@@ -171,6 +171,54 @@ class ConvNet(nn.Module):
         return self.fc2(x)
 
 
+class VGGNet(nn.Module):
+    """A small VGG-style CNN: blocks of two 3x3 convolutions with batch norm, each block then max-pooled, and a
+    batch-normed hidden layer. channels: the first block's, doubled in each next one; num_layers: blocks."""
+
+    default_hidden_size, default_num_layers, default_channels = 128, 2, 16
+
+    def __init__(
+        self,
+        image_height: int,
+        image_width: int,
+        num_classes: int,
+        hidden_size: int = 128,
+        num_layers: int = 2,
+        dropout: float = 0.0,
+        channels: int = 16,
+    ):
+        super().__init__()
+        if image_height >> num_layers == 0 or image_width >> num_layers == 0:
+            raise ValueError(
+                f"the vgg model halves the image {num_layers} times (--num-layers), too often for "
+                f"{image_height}x{image_width} images; choose fewer layers"
+            )
+        layers: list[nn.Module] = []
+        width_in, height, width = 1, image_height, image_width
+        for block in range(num_layers):
+            width_out = channels * 2**block
+            for _ in range(2):  # bias off: batch norm's shift replaces it
+                layers += [
+                    nn.Conv2d(width_in, width_out, 3, padding=1, bias=False),
+                    nn.BatchNorm2d(width_out),
+                    nn.ReLU(),
+                ]
+                width_in = width_out
+            layers.append(nn.MaxPool2d(2))
+            height, width = height // 2, width // 2
+        self.features = nn.Sequential(*layers)
+        self.hidden = nn.Sequential(
+            nn.Linear(width_in * height * width, hidden_size, bias=False), nn.BatchNorm1d(hidden_size), nn.ReLU()
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = self.features(images.unsqueeze(1))  # (B, 1, H, W) -> (B, C, H / 2^blocks, W / 2^blocks)
+        x = self.hidden(x.flatten(1))  # (B, hidden)
+        return self.fc(self.dropout(x))  # (B, classes)
+
+
 class MLP(nn.Module):
     """A multilayer perceptron on the flattened image: num_layers hidden ReLU layers."""
 
@@ -198,7 +246,9 @@ class MLP(nn.Module):
         return self.fc(self.body(images.flatten(1)))  # (B, H*W) -> (B, classes)
 
 
-MODELS = {"lstm": LSTMClassifier, "blstm": BiLSTMClassifier, "gru": GRUClassifier, "cnn": ConvNet, "mlp": MLP}
+MODELS = {
+    "lstm": LSTMClassifier, "blstm": BiLSTMClassifier, "gru": GRUClassifier, "cnn": ConvNet, "vgg": VGGNet, "mlp": MLP,
+}  # fmt: skip
 
 
 def build(
@@ -209,6 +259,7 @@ def build(
     num_layers: int | None = None,
     dropout: float = 0.0,
     head: str = "paper",
+    channels: int | None = None,
 ) -> nn.Module:
     """Instantiate MODELS[name]; None sizes take the model's own defaults."""
     cls = MODELS[name]
@@ -220,15 +271,27 @@ def build(
         num_layers=num_layers or cls.default_num_layers,
         dropout=dropout,
     )
-    if "head" in inspect.signature(cls).parameters:
+    parameters = inspect.signature(cls).parameters
+    if "head" in parameters:
         kwargs["head"] = head
+    if "channels" in parameters:
+        kwargs["channels"] = channels or cls.default_channels
+    elif channels is not None:
+        raise ValueError(f"--channels sizes convolution blocks (the vgg model); the {name} model has none")
     return cls(**kwargs)
 
 
 def build_from_config(config, image_shape: tuple[int, int], num_classes: int) -> nn.Module:
     return build(
-        config.model, image_shape, num_classes, config.hidden_size, config.num_layers, config.dropout, config.blstm_head
-    )
+        config.model, image_shape, num_classes, config.hidden_size, config.num_layers, config.dropout,
+        config.blstm_head, config.channels,
+    )  # fmt: skip
+
+
+def uses_batch_statistics(model: nn.Module) -> bool:
+    """Whether the model normalises over the batch in training (batch norm): then how a step's batch is cut
+    into micro-batches, or shared among processes, changes what it computes, and a share of one example fails."""
+    return any(isinstance(module, nn.modules.batchnorm._BatchNorm) for module in model.modules())
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -1,6 +1,7 @@
-"""OPTIMIZERS: name -> function(parameters, lr) building a torch.optim optimizer.
+"""OPTIMIZERS: name -> function(parameters, lr, weight_decay) building a torch.optim optimizer.
 
 The first four carry Su (2018)'s settings; adding one is one function and one line in the dict.
+weight_decay None keeps each optimizer's own default (0, or adamw's 0.01).
 """
 
 from __future__ import annotations
@@ -8,24 +9,25 @@ from __future__ import annotations
 import torch
 
 
-def sgd(parameters, lr: float) -> torch.optim.Optimizer:
-    return torch.optim.SGD(parameters, lr=lr)
+def sgd(parameters, lr: float, weight_decay: float | None = None) -> torch.optim.Optimizer:
+    return torch.optim.SGD(parameters, lr=lr, weight_decay=weight_decay or 0.0)
 
 
-def momentum(parameters, lr: float) -> torch.optim.Optimizer:
-    return torch.optim.SGD(parameters, lr=lr, momentum=0.8)
+def momentum(parameters, lr: float, weight_decay: float | None = None) -> torch.optim.Optimizer:
+    return torch.optim.SGD(parameters, lr=lr, momentum=0.8, weight_decay=weight_decay or 0.0)
 
 
-def rmsprop(parameters, lr: float) -> torch.optim.Optimizer:
-    return torch.optim.RMSprop(parameters, lr=lr, alpha=0.9)
+def rmsprop(parameters, lr: float, weight_decay: float | None = None) -> torch.optim.Optimizer:
+    return torch.optim.RMSprop(parameters, lr=lr, alpha=0.9, weight_decay=weight_decay or 0.0)
 
 
-def adam(parameters, lr: float) -> torch.optim.Optimizer:
-    return torch.optim.Adam(parameters, lr=lr, betas=(0.9, 0.99))
+def adam(parameters, lr: float, weight_decay: float | None = None) -> torch.optim.Optimizer:
+    return torch.optim.Adam(parameters, lr=lr, betas=(0.9, 0.99), weight_decay=weight_decay or 0.0)
 
 
-def adamw(parameters, lr: float) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(parameters, lr=lr)  # torch's defaults: betas (0.9, 0.999), weight decay 0.01
+def adamw(parameters, lr: float, weight_decay: float | None = None) -> torch.optim.Optimizer:
+    # torch's defaults: betas (0.9, 0.999), decoupled weight decay 0.01
+    return torch.optim.AdamW(parameters, lr=lr, weight_decay=0.01 if weight_decay is None else weight_decay)
 
 
 OPTIMIZERS = {"sgd": sgd, "momentum": momentum, "rmsprop": rmsprop, "adam": adam, "adamw": adamw}

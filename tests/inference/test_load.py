@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from digitlab.inference.load import load_model
@@ -20,6 +21,7 @@ def test_load_model_builds_the_runs_model_in_eval_mode(trained_run):
         "num_classes": 10,
         "dataset": "custom",
         "class_names": None,
+        "weights": "model.safetensors",
     }
 
 
@@ -27,3 +29,10 @@ def test_load_model_holds_the_saved_weights(trained_run):
     model, _ = load_model(trained_run)
     saved, _ = rundir.read_weights(trained_run)
     assert all(torch.equal(value, saved[name]) for name, value in model.state_dict().items())
+
+
+def test_a_run_without_a_weight_average_refuses_ema(trained_run):
+    from digitlab.errors import RunError
+
+    with pytest.raises(RunError, match="no weight average"):
+        load_model(trained_run, weights="ema")

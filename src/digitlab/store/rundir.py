@@ -1,6 +1,6 @@
 """The run directory: config.json, env.json, metrics.jsonl (per epoch), steps.jsonl (per step),
-checkpoints/ and checkpoints.jsonl, and once the run has finished, model.safetensors and result.json
-(written last).
+evaluations.jsonl (every validation evaluation), checkpoints/ and checkpoints.jsonl, and once the run has
+finished, model.safetensors (with --ema-decay also model-ema.safetensors) and result.json (written last).
 
 A directory without result.json is an unfinished run: commands that need a finished one refuse it,
 and `train --resume` continues it. While a process trains in it, that process holds the folder's lock
@@ -23,9 +23,11 @@ CONFIG = "config.json"  # the resolved TrainConfig; its presence marks a folder 
 ENV = "env.json"  # versions and hardware (perf.machine.environment)
 METRICS = "metrics.jsonl"  # one row per epoch
 STEPS = "steps.jsonl"  # one row per optimizer step
+EVALUATIONS = "evaluations.jsonl"  # one row per validation evaluation, with the training seconds so far
 CHECKPOINT_LOG = "checkpoints.jsonl"  # one row per checkpoint written: its global step and seconds
 CHECKPOINTS = "checkpoints"  # folder of step-*.safetensors (store.checkpoint)
 WEIGHTS = "model.safetensors"  # the finished model, with its image shape and classes as metadata
+AVERAGE_WEIGHTS = "model-ema.safetensors"  # its weights' moving average (--ema-decay), the same metadata
 RESULT = "result.json"  # written last: its presence marks the run finished
 
 
@@ -61,14 +63,14 @@ def load_config(run_dir: Path) -> TrainConfig:
         raise RunError(f"{run_dir}/{CONFIG} is not a digitlab config: {error}") from None
 
 
-def save_weights(run_dir: Path, model: torch.nn.Module, info: dict) -> None:
-    save_tensors(Path(run_dir) / WEIGHTS, model.state_dict(), info)
+def save_weights(run_dir: Path, model: torch.nn.Module, info: dict, name: str = WEIGHTS) -> None:
+    save_tensors(Path(run_dir) / name, model.state_dict(), info)
 
 
-def read_weights(run_dir: Path) -> tuple[dict[str, torch.Tensor], dict]:
+def read_weights(run_dir: Path, name: str = WEIGHTS) -> tuple[dict[str, torch.Tensor], dict]:
     """A finished run's weights and their metadata (model, image shape, classes)."""
     try:
-        return load_tensors(Path(run_dir) / WEIGHTS)
+        return load_tensors(Path(run_dir) / name)
     except ValueError as error:
         raise RunError(str(error)) from None
 

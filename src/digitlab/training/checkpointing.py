@@ -1,9 +1,10 @@
 """Checkpointing a training session and resuming it, for one process or every DDP process.
 
-A checkpoint (see store.checkpoint) holds everything a run needs to go on: model and optimizer state,
-the Position, and the random states of Python, NumPy, torch and CUDA, of every process. The trainer
-writes one at each epoch end, every --checkpoint-every steps, and when a signal or a divergence stops
-it. Resuming loads the newest whole one and cuts the run's records back to it (store.resume.tidy).
+A checkpoint (see store.checkpoint) holds everything a run needs to go on: model and optimizer state, the
+weights' moving average (--ema-decay), the Position, and the random states of Python, NumPy, torch and CUDA,
+of every process. The trainer writes one at each epoch end, every --checkpoint-every steps, and when a signal
+or a divergence stops it. Resuming loads the newest whole one and cuts the run's records back to it
+(store.resume.tidy).
 """
 
 from __future__ import annotations
@@ -33,8 +34,11 @@ def save(session: Session, position: Position, overwrite: bool = True) -> None:
     extra = {
         "scaler": session.scaler.state_dict() if session.scaler is not None else None,
         "world_size": context.world_size,
+        "average_updates": session.average.updates if session.average is not None else None,
     }
     others = {f"rank{rank}.{name}": value for rank, state in enumerate(states) if rank for name, value in state.items()}
+    if session.average is not None:  # the weights' moving average goes on from where it was
+        others |= {f"average.{name}": value for name, value in session.average.state().items()}
     checkpoint.save_checkpoint(
         folder, session.model, session.optimizer, dataclasses.asdict(position), session.config.keep_checkpoints,
         extra, others,
@@ -74,6 +78,9 @@ def restore(session: Session, log) -> Position | None:
     own = {name.split(".", 1)[1]: value for name, value in tensors.items() if name.startswith(f"rank{context.rank}.")}
     if context.rank and own:
         checkpoint.set_rank_random_states(own, device)
+    if session.average is not None:
+        average = {name[len("average.") :]: value for name, value in tensors.items() if name.startswith("average.")}
+        session.average.load(average, metadata["extra"]["average_updates"])
     if session.scaler is not None and metadata["extra"].get("scaler"):
         session.scaler.load_state_dict(metadata["extra"]["scaler"])
     saved_world = metadata["extra"].get("world_size", 1)

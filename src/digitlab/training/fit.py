@@ -8,28 +8,25 @@ One process or many (torchrun): every process calls fit(); rank 0 alone logs and
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from digitlab.config import TrainConfig
 from digitlab.console import EpochTable, progress_bar
-from digitlab.data.batching import epoch_order, num_batches
+from digitlab.data.batching import num_batches
 from digitlab.data.dataset import Dataset, load, normalize, prepare
 from digitlab.errors import TrainingError
-from digitlab.perf.machine import cpu_pressure_avg10, environment, peak_rss_mb
-from digitlab.perf.timer import synchronize
+from digitlab.perf.machine import environment, peak_rss_mb
 from digitlab.store import lock, rundir
-from digitlab.store.checkpoint import state_sha256, tensor_sha256
+from digitlab.store.checkpoint import state_sha256
 from digitlab.store.files import append_rows, read_rows, write_json
 from digitlab.store.resume import stop_requests
 from digitlab.training import checkpointing, distributed
 from digitlab.training.device import configure, resolve_device
-from digitlab.training.evaluate import evaluate
 from digitlab.training.loop import interrupted, train_epoch, warm_up
+from digitlab.training.metrics import Splits, TimeToTarget, epoch_row, final_test, validation_row
 from digitlab.training.session import Position, Session, build_session, resolve_config
 
 # Called on every process after each epoch with that epoch's metrics row; returning True asks the run
@@ -37,26 +34,15 @@ from digitlab.training.session import Position, Session, build_session, resolve_
 EpochHook = Callable[[dict], bool]
 
 
-@dataclass
-class Splits:
+def splits_on_device(data: Dataset, device: torch.device) -> Splits:
     """The data on the training device, normalised once: batching is then index slicing."""
-
-    train_images: torch.Tensor
-    train_labels: torch.Tensor
-    test_images: torch.Tensor
-    test_labels: torch.Tensor
-    val_images: torch.Tensor | None
-    val_labels: torch.Tensor | None
-
-    @classmethod
-    def on_device(cls, data: Dataset, device: torch.device) -> Splits:
-        has_val = data.val_images is not None
-        return cls(
-            normalize(data.train_images).to(device), data.train_labels.to(device),
-            normalize(data.test_images).to(device), data.test_labels.to(device),
-            normalize(data.val_images).to(device) if has_val else None,
-            data.val_labels.to(device) if has_val else None,
-        )  # fmt: skip
+    has_val = data.val_images is not None
+    return Splits(
+        normalize(data.train_images).to(device), data.train_labels.to(device),
+        normalize(data.test_images).to(device), data.test_labels.to(device),
+        normalize(data.val_images).to(device) if has_val else None,
+        data.val_labels.to(device) if has_val else None,
+    )  # fmt: skip
 
 
 def fit(
@@ -116,7 +102,7 @@ def _run(config, dataset, resuming, log, on_epoch, context, device, hold: contex
     session = build_session(config, data.image_shape, data.num_classes, device, context)
     initial_weights = state_sha256(session.model)  # before any restore: the seed alone decides it
     position = (checkpointing.restore(session, log) if resuming else None) or Position()
-    splits = Splits.on_device(data, device)
+    splits = splits_on_device(data, device)
     if position.epoch == 0 and position.step == 0:
         log(
             f"training {config.model} with {config.optimizer} (lr {config.lr:g}, batch {config.batch_size}, "
@@ -124,27 +110,36 @@ def _run(config, dataset, resuming, log, on_epoch, context, device, hold: contex
             f"{num_batches(len(splits.train_images), config.batch_size)} steps per epoch, device {device}, "
             f"{torch.get_num_threads()} threads, data from {data.source} ({data.title})"
         )
-    stopped_early = _epochs(session, splits, position, log, on_epoch)
+    target = TimeToTarget(config.target_acc) if config.target_acc else None
+    stopped_early = _epochs(session, splits, position, log, on_epoch, target)
 
+    rows = read_rows(session.run_dir / rundir.METRICS) if context.is_main else []
+    test = final_test(session, splits, rows[-1] if rows else {})
+    if config.test_eval == "final":
+        log("test (evaluated once, now the run has ended): " + ", ".join(f"{k} {v:.4f}" for k, v in test.items()))
     if context.is_main:
-        rows = read_rows(session.run_dir / rundir.METRICS)
         info = {
             "model": config.model, "image_shape": list(data.image_shape), "num_classes": data.num_classes,
             "dataset": data.name, "class_names": list(data.class_names) if data.class_names else None,
         }  # fmt: skip
         rundir.save_weights(session.run_dir, session.model, info)
+        if session.average is not None:
+            rundir.save_weights(session.run_dir, session.average.model, info, rundir.AVERAGE_WEIGHTS)
         write_json(session.run_dir / rundir.RESULT, {
             "final": rows[-1], "epochs": len(rows), "train_seconds_total": sum(r["train/seconds"] for r in rows),
             "peak_rss_mb": peak_rss_mb(), "deterministic": config.deterministic,
             "initial_weights_sha256": initial_weights, "world_size": context.world_size,
-            "bit_reproducible": bit_identical, "stopped_early": stopped_early,
-        })  # fmt: skip
+            "bit_reproducible": bit_identical, "stopped_early": stopped_early, "test": test,
+            "weights": rundir.AVERAGE_WEIGHTS if session.average is not None else rundir.WEIGHTS,
+        } | ({"target": target.record()} if target is not None else {}))  # fmt: skip
     log(f"run directory: {session.run_dir}")
     return session.run_dir
 
 
-def _epochs(session: Session, splits: Splits, position: Position, log, on_epoch: EpochHook | None) -> bool:
-    """Train epoch after epoch to config.epochs; return True when the epoch hook stopped the run sooner."""
+def _epochs(
+    session: Session, splits: Splits, position: Position, log, on_epoch: EpochHook | None, target: TimeToTarget | None
+) -> bool:
+    """Train epoch after epoch to config.epochs; return True when the epoch hook or the target stopped it sooner."""
     config, context, device = session.config, session.context, session.device
     steps = num_batches(len(splits.train_images), config.batch_size)
     # Timed apart, so that the first epoch of this process is as comparable as the others.
@@ -152,51 +147,55 @@ def _epochs(session: Session, splits: Splits, position: Position, log, on_epoch:
     if position.epoch < config.epochs:
         setup_seconds = warm_up(session, splits.train_images, splits.train_labels)
         log(f"set-up (one forward/backward pass, timed apart from epoch {position.epoch + 1}): {setup_seconds:.2f} s")
-    table = EpochTable(has_val=splits.val_images is not None, print_line=log)
+    table = EpochTable(
+        has_val=splits.val_images is not None, print_line=log, has_average=session.average is not None,
+        has_test=config.test_eval == "every-epoch",
+    )  # fmt: skip
     table.header()
+
+    def validate(position: Position) -> bool:
+        """A mid-epoch evaluation (--eval-every): recorded, and True when it reaches the target."""
+        row = validation_row(session, splits, position, steps)
+        if context.is_main:
+            append_rows(session.run_dir / rundir.EVALUATIONS, [row])
+        return target is not None and target.check(session, row, row["train_seconds"], log)
+
+    probe = validate if config.eval_every and splits.val_images is not None else None
     with stop_requests(session.stop_signals):
         while position.epoch < config.epochs:
             mode = config.progress if context.is_main else "none"
             with progress_bar(steps, position.step, f"epoch {position.epoch + 1}/{config.epochs}", mode) as bar:
-                train_epoch(session, splits.train_images, splits.train_labels, position, bar)
-            row = _epoch_row(session, splits, position, steps)
+                train_epoch(session, splits.train_images, splits.train_labels, position, bar, probe)
+            cut = position.step < steps  # the target was reached mid-epoch
+            row = epoch_row(session, splits, position, with_test=config.test_eval == "every-epoch")
             if setup_seconds is not None:  # in the row of this process's first epoch
                 row["setup/seconds"], setup_seconds = setup_seconds, None
             if context.is_main:
                 append_rows(session.run_dir / rundir.METRICS, [row])
             table.row(row)
+            reached = cut
+            if not cut and splits.val_images is not None:
+                seconds = position.run_seconds + position.epoch_seconds
+                evaluation = {"epoch": float(row["epoch"]), "global_step": row["global_step"], "train_seconds": seconds}
+                evaluation |= {key: value for key, value in row.items() if "val/" in key}
+                if context.is_main:
+                    append_rows(session.run_dir / rundir.EVALUATIONS, [evaluation])
+                reached = target is not None and target.check(session, evaluation, seconds, log)
             position = Position(
-                epoch=position.epoch + 1, global_step=position.global_step, last_finite_loss=position.last_finite_loss
-            )
+                epoch=position.epoch + 1, global_step=position.global_step, last_finite_loss=position.last_finite_loss,
+                run_seconds=position.run_seconds + position.epoch_seconds,
+            )  # fmt: skip
             checkpointing.save(session, position)
             asked = bool(on_epoch(row)) if on_epoch is not None else False
-            stop, hook_stop = distributed.any_rank([bool(session.stop_signals), asked], context, device)
-            if hook_stop and position.epoch < config.epochs:
-                log(f"stopping after epoch {position.epoch}: the epoch hook asked to")
+            stop, hook_stop = distributed.any_rank([bool(session.stop_signals), asked or reached], context, device)
+            if hook_stop and (position.epoch < config.epochs or cut):
+                log(
+                    f"stopping after epoch {position.epoch}: "
+                    + ("the target was reached" if reached else "the epoch hook asked to")
+                )
                 return True
             if stop and position.epoch < config.epochs:  # after the last epoch, finishing is quicker
                 raise interrupted(session, f"after epoch {position.epoch}")
+    if target is not None and target.reached is None:
+        log(f"the target validation accuracy {config.target_acc:.2%} was not reached in {config.epochs} epochs")
     return False
-
-
-def _epoch_row(session: Session, splits: Splits, position: Position, steps: int) -> dict:
-    """The epoch's metrics: training loss and seconds, then the evaluation, timed apart."""
-    config, device = session.config, session.device
-    synchronize(device)
-    eval_started = time.perf_counter()
-    test = evaluate(session.model, splits.test_images, splits.test_labels, config.eval_batch_size, config.precision)
-    val = None
-    if splits.val_images is not None:
-        val = evaluate(session.model, splits.val_images, splits.val_labels, config.eval_batch_size, config.precision)
-    synchronize(device)
-    row = {
-        "epoch": position.epoch + 1, "global_step": position.global_step,
-        "train/loss": position.epoch_loss_sum / steps, "train/seconds": position.epoch_seconds,
-        "eval/seconds": time.perf_counter() - eval_started,
-        "cpu_pressure_avg10": cpu_pressure_avg10(),  # a busy neighbour inflates the seconds
-        "test/loss": test["loss"], "test/acc": test["accuracy"],
-        "batch_order_sha256": tensor_sha256(epoch_order(len(splits.train_images), config.seed, position.epoch)),
-    }  # fmt: skip
-    if val is not None:
-        row |= {"val/loss": val["loss"], "val/acc": val["accuracy"]}
-    return row

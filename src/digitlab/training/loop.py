@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
+from digitlab.data import augment
 from digitlab.data.batching import batch_indices, epoch_order, num_batches
+from digitlab.data.dataset import MNIST_MEAN, MNIST_STD
 from digitlab.errors import Interrupted, TrainingError
 from digitlab.perf.timer import synchronize
+from digitlab.schedules import learning_rate
 from digitlab.store import rundir
 from digitlab.store.checkpoint import random_states, set_random_states
 from digitlab.store.files import append_rows
@@ -23,36 +27,40 @@ from digitlab.training import checkpointing, distributed
 from digitlab.training.device import autocast
 from digitlab.training.session import Position, Session
 
+BACKGROUND = (0.0 - MNIST_MEAN) / MNIST_STD  # a blank pixel after normalisation: what augmentation fills in
 
-def train_epoch(session: Session, images: torch.Tensor, labels: torch.Tensor, position: Position, bar) -> list[float]:
-    """Train from position.step to the epoch's end (or a stop); return the step losses taken."""
+
+# Called with the position after every --eval-every steps (the clock stopped); True ends the epoch there.
+Probe = Callable[[Position], bool]
+
+
+def train_epoch(
+    session: Session, images: torch.Tensor, labels: torch.Tensor, position: Position, bar, probe: Probe | None = None
+) -> list[float]:
+    """Train from position.step to the epoch's end, a stop, or a probe that asks to end (position.step then
+    falls short of the epoch's steps); return the step losses taken."""
     config, context, device = session.config, session.context, session.device
     order = epoch_order(len(images), config.seed, position.epoch)
     steps = num_batches(len(images), config.batch_size)
+    total_steps = steps * config.epochs  # what the learning-rate schedule is laid over
+    augmentation = augmentation_of(config)
     losses = torch.zeros(steps, device=device)  # filled on the device; read once, not every step
     first_step = position.step
     session.wrapped.train()
     synchronize(device)
     started = time.perf_counter()
     for step in range(first_step, steps):
+        for group in session.optimizer.param_groups:
+            group["lr"] = learning_rate(config.schedule, config.lr, position.global_step, total_steps, config.warmup)
         index = batch_indices(order, step, config.batch_size)  # the global batch
         count = len(index)
+        grids = None
+        if augmentation.enabled:  # drawn for the global batch, so that every process count sees the same images
+            grids = augment.draw(augmentation, count, images.shape[1:], config.seed, position.epoch, step, device)
+            grids = grids[context.rank :: context.world_size]
         index = index[context.rank :: context.world_size].to(device, non_blocking=True)  # this rank's share
         session.optimizer.zero_grad(set_to_none=True)
-        loss = torch.zeros((), device=device)
-        # The micro-batches' gradients add up to the whole batch's.
-        chunks = index.split(config.micro_batch or len(index))
-        for number, chunk in enumerate(chunks):
-            with gradient_sync(session, number == len(chunks) - 1):
-                with autocast(device, config.precision):
-                    logits = session.wrapped(images[chunk])
-                # Sum over the chunk, scaled so that the chunks, and DDP's mean over ranks, give the global
-                # batch's mean loss.
-                chunk_loss = F.cross_entropy(logits.float(), labels[chunk], reduction="sum") * (
-                    context.world_size / count
-                )
-                (session.scaler.scale(chunk_loss) if session.scaler is not None else chunk_loss).backward()
-            loss += chunk_loss.detach()
+        loss = forward_backward(session, images, labels, index, grids, count)
         if session.scaler is not None:
             session.scaler.unscale_(session.optimizer)
         gradients = [p.grad for p in session.model.parameters() if p.grad is not None]
@@ -63,29 +71,64 @@ def train_epoch(session: Session, images: torch.Tensor, labels: torch.Tensor, po
         )
         if bad:
             raise diverged(session, position, loss, grad_norm, losses, first_step)
+        if config.grad_clip:
+            torch.nn.utils.clip_grads_with_norm_(gradients, config.grad_clip, grad_norm)
         if session.scaler is not None:
             session.scaler.step(session.optimizer)
             session.scaler.update()
         else:
             session.optimizer.step()
+        if session.average is not None:
+            session.average.update(session.model)
         losses[step] = loss.detach()
         position.step, position.global_step = step + 1, position.global_step + 1
         if bar is not None:
             bar.update(1)
         due = config.checkpoint_every and position.global_step % config.checkpoint_every == 0
-        if (due or stop) and position.step < steps:  # at the epoch's end, the epoch-end checkpoint serves
+        probe_due = probe is not None and config.eval_every and position.global_step % config.eval_every == 0
+        if (due or stop or probe_due) and position.step < steps:  # at the epoch's end, the epoch's own serve
             synchronize(device)
             position.epoch_seconds += time.perf_counter() - started
-            record_steps(session, position, losses, first_step)
-            first_step = position.step
-            checkpointing.save(session, position)
+            if probe_due and probe(position):
+                break
+            if due or stop:
+                record_steps(session, position, losses, first_step)
+                first_step = position.step
+                checkpointing.save(session, position)
             if stop:
                 raise interrupted(session, f"at epoch {position.epoch + 1}, step {position.step}")
             synchronize(device)
             started = time.perf_counter()
-    synchronize(device)
-    position.epoch_seconds += time.perf_counter() - started
+    else:
+        synchronize(device)
+        position.epoch_seconds += time.perf_counter() - started
     return record_steps(session, position, losses, first_step)
+
+
+def forward_backward(session: Session, images, labels, index: torch.Tensor, grids, count: int) -> torch.Tensor:
+    """Forward and backward passes over this process's share of a step's batch, in micro-batches whose
+    gradients add up to the whole batch's; return the batch's mean loss (on the device)."""
+    config, context, device = session.config, session.context, session.device
+    loss = torch.zeros((), device=device)
+    chunks = index.split(config.micro_batch or len(index))
+    grid_chunks = grids.split(config.micro_batch or len(index)) if grids is not None else [None] * len(chunks)
+    for number, (chunk, grid) in enumerate(zip(chunks, grid_chunks)):
+        batch = images[chunk] if grid is None else augment.apply(images[chunk], grid, BACKGROUND)
+        with gradient_sync(session, number == len(chunks) - 1):
+            with autocast(device, config.precision):
+                logits = session.wrapped(batch)
+            # Sum over the chunk, scaled so that the chunks, and DDP's mean over ranks, give the global
+            # batch's mean loss.
+            chunk_loss = F.cross_entropy(
+                logits.float(), labels[chunk], reduction="sum", label_smoothing=config.label_smoothing
+            ) * (context.world_size / count)
+            (session.scaler.scale(chunk_loss) if session.scaler is not None else chunk_loss).backward()
+        loss += chunk_loss.detach()
+    return loss
+
+
+def augmentation_of(config) -> augment.Augmentation:
+    return augment.Augmentation(config.rotate, config.scale, config.shift, config.elastic)
 
 
 def warm_up(session: Session, images: torch.Tensor, labels: torch.Tensor) -> float:
@@ -93,11 +136,14 @@ def warm_up(session: Session, images: torch.Tensor, labels: torch.Tensor) -> flo
 
     A process's first pass sets up kernels (oneDNN primitives, CUDA contexts and workspaces) and would
     otherwise be counted in its first epoch's training time. The random states are restored and the
-    gradients discarded, so the run computes exactly what it would have without this pass. The plain
-    model runs it (not DDP's wrapper, whose hooks would all-reduce the gradients)."""
+    gradients discarded and the buffers (batch norm's statistics) put back, so the run computes exactly what
+    it would have without this pass. The plain model runs it (not DDP's wrapper, whose hooks would all-reduce
+    the gradients)."""
     config, device = session.config, session.device
     count = min(config.micro_batch or config.batch_size, config.batch_size, len(images))
     saved_tensors, saved_info = random_states()
+    # Batch norm updates its running statistics in every training forward pass: they are put back too.
+    saved_buffers = {name: buffer.clone() for name, buffer in session.model.named_buffers()}
     synchronize(device)
     started = time.perf_counter()
     with autocast(device, config.precision):
@@ -107,6 +153,9 @@ def warm_up(session: Session, images: torch.Tensor, labels: torch.Tensor) -> flo
     seconds = time.perf_counter() - started
     session.optimizer.zero_grad(set_to_none=True)
     set_random_states(saved_tensors, saved_info)
+    with torch.no_grad():
+        for name, buffer in session.model.named_buffers():
+            buffer.copy_(saved_buffers[name])
     return seconds
 
 

@@ -15,11 +15,12 @@ import torch
 from digitlab.config import TrainConfig
 from digitlab.data.dataset import Dataset
 from digitlab.errors import ConfigError
-from digitlab.models import build_from_config
+from digitlab.models import build_from_config, uses_batch_statistics
 from digitlab.optim import OPTIMIZERS
 from digitlab.store import rundir
 from digitlab.training import distributed
 from digitlab.training.device import micro_batch, resolve_precision, seed_everything
+from digitlab.training.ema import WeightAverage
 
 
 @dataclass
@@ -32,6 +33,7 @@ class Position:
     epoch_seconds: float = 0.0  # training seconds spent on this epoch so far
     epoch_loss_sum: float = 0.0  # sum of this epoch's step losses so far
     last_finite_loss: float | None = None  # the newest step loss recorded
+    run_seconds: float = 0.0  # training seconds of the epochs before this one (time-to-target adds them up)
 
     @classmethod
     def from_dict(cls, values: dict) -> Position:
@@ -53,6 +55,7 @@ class Session:
     run_dir: Path
     loss_limit: float = math.inf  # a step whose loss is above this has diverged (config.divergence_factor)
     stop_signals: list = field(default_factory=list)  # names of signals received (store.resume.stop_requests)
+    average: WeightAverage | None = None  # the weights' moving average (config.ema_decay), else None
 
 
 def resolve_config(
@@ -71,10 +74,31 @@ def resolve_config(
         raise ConfigError(f"--batch-size {config.batch_size} is smaller than the {context.world_size} processes")
     if precision == "fp16" and device.type != "cuda":
         raise ConfigError("--precision fp16 needs a CUDA GPU; on the CPU use bf16")
+    with torch.device("meta"):  # what the model is made of, without allocating it
+        batch_statistics = uses_batch_statistics(build_from_config(config, data.image_shape, data.num_classes))
+    chunk = micro_batch(config, device)
+    if batch_statistics:
+        # Batch norm normalises over what one forward pass sees: the whole share of the batch, unless told.
+        chunk = config.micro_batch or config.batch_size
+        last_share = (examples % config.batch_size or config.batch_size) // context.world_size
+        shares = {config.batch_size // context.world_size, last_share}
+        if any(share < 2 or share % chunk == 1 for share in shares):
+            raise ConfigError(
+                f"the {config.model} model uses batch norm, which cannot train on one example, and a forward pass "
+                f"here would get one (batch {config.batch_size}, micro-batch {chunk}, {examples} examples, "
+                f"{context.world_size} processes); choose another --batch-size or --micro-batch"
+            )
     run_dir = config.run_dir or str(rundir.default_run_dir(config))
+    steps = math.ceil(examples / config.batch_size)
+    # Time-to-target evaluates at most every quarter epoch unless told otherwise.
+    eval_every = config.eval_every or (math.ceil(steps / 4) if config.target_acc else 0)
     # The dataset found is recorded too: a resumed run must go on with the same one.
     return config.replace(
-        run_dir=run_dir, micro_batch=micro_batch(config, device), precision=precision, dataset=data.name
+        run_dir=run_dir,
+        micro_batch=micro_batch(config, device),
+        precision=precision,
+        dataset=data.name,
+        eval_every=eval_every,
     )
 
 
@@ -88,9 +112,12 @@ def build_session(
     """Seed, then build the model, optimizer and (fp16) grad scaler: the seed alone decides the weights."""
     seed_everything(config.seed)
     model = build_from_config(config, image_shape, num_classes).to(device)
-    optimizer = OPTIMIZERS[config.optimizer](model.parameters(), config.lr)
+    optimizer = OPTIMIZERS[config.optimizer](model.parameters(), config.lr, config.weight_decay)
     scaler = torch.amp.GradScaler(device.type) if config.precision == "fp16" else None
     wrapped = distributed.wrap(model, context, device)
     # Chance level: a model that guesses uniformly has loss ln(classes); far above it, training has diverged.
     loss_limit = config.divergence_factor * math.log(max(num_classes, 2)) if config.divergence_factor else math.inf
-    return Session(config, model, wrapped, optimizer, scaler, device, context, Path(config.run_dir), loss_limit)
+    average = WeightAverage(model, config.ema_decay) if config.ema_decay else None
+    return Session(
+        config, model, wrapped, optimizer, scaler, device, context, Path(config.run_dir), loss_limit, average=average
+    )
