@@ -35,7 +35,7 @@ def test_every_recipe_parses_and_trains_a_few_steps(name, session_data_dir, tmp_
 
 def test_a_file_of_ones_own(session_data_dir, tmp_path):
     path = tmp_path / "mine.toml"
-    path.write_text('[config]\nmodel = "mlp"\nhidden_size = 8\nlr = 1\n')
+    path.write_text('[config]\nmodel = "mlp"\nhidden_size = 8\nlr = 1\nbatch_size = 20\n')
     run = tmp_path / "run"
     argv = ["train", "--config", str(path), "--data-dir", str(session_data_dir), "--run-dir", str(run), *SMALL]
     assert cli.main(argv) == 0
