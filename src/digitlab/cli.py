@@ -10,6 +10,7 @@ import typing
 
 from digitlab.config import TrainConfig, flag
 from digitlab.data.known import DATASET_CHOICES
+from digitlab.inference.load import WEIGHT_CHOICES
 
 
 def setting_help(name: str) -> str:
@@ -76,6 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("run_dir", help="a finished run directory")
     predict.add_argument("--test-samples", type=int, default=5, help="how many test digits to classify (default 5)")
     predict.add_argument("--data-dir", help="folder with the four IDX files (default: fetch MNIST)")
+    for command in (evaluate, predict):
+        command.add_argument(
+            "--weights",
+            choices=WEIGHT_CHOICES,
+            default="auto",
+            help="which weights: the moving average where the run kept one (--ema-decay), else the raw ones "
+            "(auto, the default); raw; or ema",
+        )
     reproduce = commands.add_parser(
         "reproduce", help="reproduce the paper's Tables 2-4 and Figure 3 and write a report"
     )
@@ -126,9 +135,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "recipes":
             commands.recipes_list()
         elif args.command == "evaluate":
-            commands.evaluate_run(args.run_dir, args.data_dir, as_json=args.json)
+            commands.evaluate_run(args.run_dir, args.data_dir, as_json=args.json, weights=args.weights)
         elif args.command == "predict":
-            commands.predict(args.run_dir, args.test_samples, args.data_dir)
+            commands.predict(args.run_dir, args.test_samples, args.data_dir, weights=args.weights)
         elif args.command == "reproduce":
             commands.reproduce(
                 args.experiments,

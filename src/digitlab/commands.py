@@ -84,13 +84,13 @@ def models() -> None:
     print(console.format_models(rows))
 
 
-def evaluate_run(run_dir: str, data_dir: str | None, as_json: bool = False) -> None:
+def evaluate_run(run_dir: str, data_dir: str | None, as_json: bool = False, weights: str = "auto") -> None:
     """Evaluate a finished run on its test data, write evaluation/ into the run directory, print the result:
     as text, or with `as_json` as one JSON document, the only thing on stdout (notes go to stderr)."""
     from digitlab.inference.assessment import assess  # matplotlib and scipy load only for this command
 
     with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
-        model, info = load_model(Path(run_dir))
+        model, info = load_model(Path(run_dir), weights=weights)
         dataset = _matching_data(data_dir, info)
         result = evaluate(model, normalize(dataset.test_images), dataset.test_labels, 2000)
         record = assess(
@@ -101,15 +101,15 @@ def evaluate_run(run_dir: str, data_dir: str | None, as_json: bool = False) -> N
             result["loss"],
             info["num_classes"],
             class_names=info.get("class_names"),
-            data={"source": dataset.source, "dataset": dataset.name},
+            data={"source": dataset.source, "dataset": dataset.name, "weights": info["weights"]},
         )
     print(json.dumps(record, indent=2) if as_json else console.format_evaluation(record))
 
 
-def predict(run_dir: str, samples: int, data_dir: str | None) -> None:
+def predict(run_dir: str, samples: int, data_dir: str | None, weights: str = "auto") -> None:
     if samples <= 0:
         raise ConfigError(f"--test-samples must be positive, got {samples}")
-    model, info = load_model(Path(run_dir))
+    model, info = load_model(Path(run_dir), weights=weights)
     dataset = _matching_data(data_dir, info)
     samples = min(samples, len(dataset.test_labels))
     chosen = torch.randperm(len(dataset.test_labels), generator=torch.Generator().manual_seed(0))[:samples]

@@ -121,3 +121,18 @@ def test_weight_average_against_a_hand_computation():
 def test_bad_knobs_are_refused(session_data_dir, tmp_path, changes, message):
     with pytest.raises(ConfigError, match=message):
         config_for(session_data_dir, tmp_path / "run", **changes).validate()
+
+
+def test_evaluate_uses_the_weight_average_unless_told(uninterrupted, session_data_dir, tmp_path, capsys):
+    from digitlab import cli
+
+    run = tmp_path / "copy"
+    shutil.copytree(uninterrupted, run)
+    recorded = json.loads((run / rundir.RESULT).read_text())["test"]
+    for weights, key in (("auto", "ema/test/acc"), ("raw", "test/acc"), ("ema", "ema/test/acc")):
+        argv = ["evaluate", str(run), "--data-dir", str(session_data_dir), "--json", "--weights", weights]
+        assert cli.main(argv) == 0
+        record = json.loads(capsys.readouterr().out)
+        expected = rundir.WEIGHTS if weights == "raw" else rundir.AVERAGE_WEIGHTS
+        assert record["data"]["weights"] == expected
+        assert record["accuracy"] == pytest.approx(recorded[key])
