@@ -181,9 +181,9 @@ def _fake_pressure(cell, epoch: int, value: float) -> None:
 
 
 def test_retime_reruns_exactly_the_contended_cells(small_digits, tmp_path, capsys, monkeypatch):
-    import digitlab.training.fit
+    import digitlab.training.metrics
 
-    monkeypatch.setattr(digitlab.training.fit, "cpu_pressure_avg10", lambda: 0.0)  # a quiet machine
+    monkeypatch.setattr(digitlab.training.metrics, "cpu_pressure_avg10", lambda: 0.0)  # a quiet machine
     out = tmp_path / "out"
     args = ["reproduce", "table2", "--quick", "--data-dir", str(small_digits), "--out", str(out), "--threads", "1"]
     assert main(args) == 0
@@ -218,7 +218,7 @@ def test_retime_reruns_exactly_the_contended_cells(small_digits, tmp_path, capsy
     assert "No table cell ran under contention." in report and "† |" not in report
 
     # A rerun that is contended again stays marked (and a second --retime keeps both old folders).
-    monkeypatch.setattr(digitlab.training.fit, "cpu_pressure_avg10", lambda: 55.0)
+    monkeypatch.setattr(digitlab.training.metrics, "cpu_pressure_avg10", lambda: 55.0)
     _fake_pressure(busy, 1, 60.0)
     assert main([*args, "--retime"]) == 0
     assert (out / "retimed" / f"{busy.name}-2").is_dir() and (out / "retimed" / f"{busy.name}-1").is_dir()
