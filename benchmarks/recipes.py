@@ -133,9 +133,12 @@ def main() -> None:
     write_json(
         common.RESULTS / "recipes.json", {"command": common.command(), "environment": environment, "recipes": summaries}
     )
-    (common.RESULTS / "recipes.md").write_text(
-        f"`{common.command()}`\n\nMachine: {environment.get('cpu_model')}\n\n{text}\n"
+    machine = (
+        f"{environment.get('cpu')}, {environment.get('threads')} torch threads, torch {environment.get('torch')}, "
+        f"precision fp32; the highest CPU pressure (avg10, %) during any run: "
+        f"{max(run['max_cpu_pressure_avg10'] for summary in summaries for run in summary['runs']):.1f}"
     )
+    (common.RESULTS / "recipes.md").write_text(f"`{common.command()}`\n\nMachine: {machine}\n\n{text}\n")
 
 
 if __name__ == "__main__":
