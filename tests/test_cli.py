@@ -72,8 +72,9 @@ def test_train_writes_a_finished_run(capsys, data_dir, tmp_path):
     assert len((run_dir / rundir.STEPS).read_text().splitlines()) == 6  # 300 examples / 50
 
 
-def test_evaluate_prints_accuracy_and_the_confusion_matrix(capsys, trained_run, session_data_dir):
-    code, out, err = run_cli(capsys, ["evaluate", trained_run, "--data-dir", session_data_dir])
+def test_evaluate_prints_accuracy_and_the_confusion_matrix(capsys, run_copy, session_data_dir):
+    # evaluate writes evaluation/ into the run: a copy, so that the shared run stays as it was trained
+    code, out, err = run_cli(capsys, ["evaluate", run_copy, "--data-dir", session_data_dir])
     assert (code, err) == (0, "")
     assert "test accuracy" in out and "(100 images)" in out
     assert "per-class accuracy" in out and "confusion matrix" in out
@@ -82,9 +83,9 @@ def test_evaluate_prints_accuracy_and_the_confusion_matrix(capsys, trained_run, 
     assert sum(int(v) for row in matrix for v in row[1:]) == 100
 
 
-def test_evaluate_agrees_with_the_training_run(capsys, trained_run, session_data_dir):
-    _, out, _ = run_cli(capsys, ["evaluate", trained_run, "--data-dir", session_data_dir])
-    final = json.loads((trained_run / rundir.RESULT).read_text())["final"]
+def test_evaluate_agrees_with_the_training_run(capsys, run_copy, session_data_dir):
+    _, out, _ = run_cli(capsys, ["evaluate", run_copy, "--data-dir", session_data_dir])
+    final = json.loads((run_copy / rundir.RESULT).read_text())["final"]
     assert f"test accuracy {final['test/acc']:.2%}" in out
 
 
