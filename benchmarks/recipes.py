@@ -39,8 +39,12 @@ def train(recipe: str, seed: int, run_dir: Path, data_dir: str | None) -> None:
         arguments = digitlab + ["--config", recipe, "--seed", str(seed), "--run-dir", str(run_dir)]
         arguments += ["--data-dir", data_dir] if data_dir else []
     log(" ".join(arguments[2:]))
-    with open(run_dir.parent / f"{run_dir.name}.log", "a") as output:
-        subprocess.run(arguments, stdout=output, stderr=subprocess.STDOUT, check=True)
+    log_path = run_dir.parent / f"{run_dir.name}.log"
+    with open(log_path, "a") as output:
+        code = subprocess.run(arguments, stdout=output, stderr=subprocess.STDOUT).returncode
+    if code:
+        # Stop here: the runs are timed one after another, and a broken one should be looked at first.
+        sys.exit(f"recipes.py: {' '.join(arguments[2:])} failed (exit {code}); see {log_path}, then run this again")
 
 
 def primary(row: dict, split: str, averaged: bool) -> float | None:
@@ -126,7 +130,9 @@ def main() -> None:
         finished = [run_dir for run_dir in run_dirs if rundir.is_finished(run_dir)]
         if finished:
             summaries.append(summarize(recipe, finished))
-    environment = read_json(Path(summaries[0]["runs"][0]["run_dir"]) / rundir.ENV) if summaries else {}
+    if not summaries:
+        sys.exit(f"recipes.py: no finished run of {', '.join(recipes)} in {out}; run it without --summary-only")
+    environment = read_json(Path(summaries[0]["runs"][0]["run_dir"]) / rundir.ENV)
     text = table(summaries, seeds)
     print(text)
     common.RESULTS.mkdir(exist_ok=True)
