@@ -23,6 +23,7 @@ from digitlab.perf.report import log
 from digitlab.recipes import load as load_recipe
 from digitlab.store import rundir
 from digitlab.store.files import read_json, read_rows, write_json
+from digitlab.training.metrics import model_accuracy
 
 DEFAULT_RECIPES = ["fast", "cnn-classic", "lstm-best", "cnn-best"]
 TARGET = 0.99  # time-to-99%: the first validation evaluation at or above it
@@ -47,17 +48,13 @@ def train(recipe: str, seed: int, run_dir: Path, data_dir: str | None) -> None:
         sys.exit(f"recipes.py: {' '.join(arguments[2:])} failed (exit {code}); see {log_path}, then run this again")
 
 
-def primary(row: dict, split: str, averaged: bool) -> float | None:
-    return row.get(f"ema/{split}/acc" if averaged else f"{split}/acc")
-
-
 def time_to_target(run_dir: Path, averaged: bool) -> tuple[float | None, str]:
     """Training seconds to the first validation evaluation >= TARGET, and how often the run evaluated."""
     result = read_json(run_dir / rundir.RESULT)
     config = read_json(run_dir / rundir.CONFIG)
     every = f"every {config['eval_every']} steps" if config["eval_every"] else "at epoch ends"
     for row in read_rows(run_dir / rundir.EVALUATIONS):
-        accuracy = primary(row, "val", averaged)
+        accuracy = model_accuracy(row, "val", averaged)
         if accuracy is not None and accuracy >= TARGET:
             return row["train_seconds"], every
     target = result.get("target")
@@ -72,7 +69,7 @@ def summarize(recipe: str, run_dirs: list[Path]) -> dict:
         seconds, every = time_to_target(run_dir, averaged)
         pressure = [row.get("cpu_pressure_avg10") or 0.0 for row in read_rows(run_dir / rundir.METRICS)]
         runs.append({
-            "run_dir": str(run_dir), "test_acc": primary(result["test"], "test", averaged),
+            "run_dir": str(run_dir), "test_acc": model_accuracy(result["test"], "test", averaged),
             "train_minutes": result["train_seconds_total"] / 60, "epochs": result["epochs"],
             "time_to_99_seconds": seconds, "evaluated": every, "max_cpu_pressure_avg10": max(pressure, default=0.0),
         })  # fmt: skip

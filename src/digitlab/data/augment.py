@@ -41,10 +41,10 @@ def generator(seed: int, epoch: int, step: int, device: torch.device) -> torch.G
 def draw(augmentation: Augmentation, count: int, image_shape, seed: int, epoch: int, step: int, device) -> torch.Tensor:
     """Sampling grids for `count` images (count, H, W, 2), for F.grid_sample: one per image of the global batch."""
     height, width = image_shape
-    generator_ = generator(seed, epoch, step, device)
+    draws = generator(seed, epoch, step, device)
 
     def uniform(*shape):
-        return torch.rand(shape, generator=generator_, device=device) * 2 - 1  # in [-1, 1)
+        return torch.rand(shape, generator=draws, device=device) * 2 - 1  # in [-1, 1)
 
     angle = uniform(count) * math.radians(augmentation.rotate)
     scale = 1 + uniform(count) * augmentation.scale

@@ -26,7 +26,14 @@ from digitlab.store.resume import stop_requests
 from digitlab.training import checkpointing, distributed
 from digitlab.training.device import configure, resolve_device
 from digitlab.training.loop import interrupted, train_epoch, warm_up
-from digitlab.training.metrics import Splits, TimeToTarget, epoch_row, final_test, validation_row
+from digitlab.training.metrics import (
+    Splits,
+    TimeToTarget,
+    epoch_evaluation,
+    epoch_row,
+    final_test,
+    validation_row,
+)
 from digitlab.training.session import Position, Session, build_session, resolve_config
 
 # Called on every process after each epoch with that epoch's metrics row; returning True asks the run
@@ -153,14 +160,17 @@ def _epochs(
     )  # fmt: skip
     table.header()
 
-    def validate(position: Position) -> bool:
-        """A mid-epoch evaluation (--eval-every): recorded, and True when it reaches the target."""
-        row = validation_row(session, splits, position, steps)
+    def record(evaluation: dict) -> bool:
+        """Write a validation evaluation (mid-epoch or the epoch's); True when it reaches the target."""
         if context.is_main:
-            append_rows(session.run_dir / rundir.EVALUATIONS, [row])
-        return target is not None and target.check(session, row, row["train_seconds"], log)
+            append_rows(session.run_dir / rundir.EVALUATIONS, [evaluation])
+        return target is not None and target.check(session, evaluation, log)
 
-    probe = validate if config.eval_every and splits.val_images is not None else None
+    def probe(position: Position) -> bool:  # --eval-every, inside the epoch
+        return record(validation_row(session, splits, position, steps))
+
+    if not (config.eval_every and splits.val_images is not None):
+        probe = None
     with stop_requests(session.stop_signals):
         while position.epoch < config.epochs:
             mode = config.progress if context.is_main else "none"
@@ -175,12 +185,7 @@ def _epochs(
             table.row(row)
             reached = cut
             if not cut and splits.val_images is not None:
-                seconds = position.run_seconds + position.epoch_seconds
-                evaluation = {"epoch": float(row["epoch"]), "global_step": row["global_step"], "train_seconds": seconds}
-                evaluation |= {key: value for key, value in row.items() if "val/" in key}
-                if context.is_main:
-                    append_rows(session.run_dir / rundir.EVALUATIONS, [evaluation])
-                reached = target is not None and target.check(session, evaluation, seconds, log)
+                reached = record(epoch_evaluation(row, position))
             position = Position(
                 epoch=position.epoch + 1, global_step=position.global_step, last_finite_loss=position.last_finite_loss,
                 run_seconds=position.run_seconds + position.epoch_seconds,

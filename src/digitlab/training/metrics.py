@@ -42,9 +42,9 @@ def _evaluated(session: Session, split: str, images, labels) -> dict:
     return row
 
 
-def primary_accuracy(session: Session, row: dict, split: str) -> float | None:
-    """The accuracy of the run's model in `row`: the weight average's when there is one."""
-    return row.get(f"ema/{split}/acc" if session.average is not None else f"{split}/acc")
+def model_accuracy(row: dict, split: str, averaged: bool) -> float | None:
+    """The accuracy of the run's model in a metrics row: the weight average's when the run keeps one."""
+    return row.get(f"ema/{split}/acc" if averaged else f"{split}/acc")
 
 
 def epoch_row(session: Session, splits: Splits, position: Position, with_test: bool) -> dict:
@@ -82,6 +82,15 @@ def validation_row(session: Session, splits: Splits, position: Position, steps_p
     return row | {"eval/seconds": time.perf_counter() - started}
 
 
+def epoch_evaluation(row: dict, position: Position) -> dict:
+    """The validation part of an epoch's row, as evaluations.jsonl records it beside the mid-epoch ones."""
+    evaluation = {
+        "epoch": float(row["epoch"]), "global_step": row["global_step"],
+        "train_seconds": position.run_seconds + position.epoch_seconds,
+    }  # fmt: skip
+    return evaluation | {key: value for key, value in row.items() if "val/" in key}
+
+
 def final_test(session: Session, splits: Splits, last_row: dict) -> dict:
     """The finished run's test metrics: the last epoch row's, or evaluated now (--test-eval final)."""
     if "test/acc" in last_row:
@@ -97,8 +106,10 @@ class TimeToTarget:
     accuracy: float
     reached: dict | None = None  # the evaluation that reached it: epoch, global_step, train_seconds, accuracy
 
-    def check(self, session: Session, row: dict, train_seconds: float, log) -> bool:
-        accuracy = primary_accuracy(session, row, "val")
+    def check(self, session: Session, row: dict, log) -> bool:
+        """Whether `row` (a validation evaluation, with the training seconds so far) or an earlier one reached it."""
+        accuracy = model_accuracy(row, "val", averaged=session.average is not None)
+        train_seconds = row["train_seconds"]
         if self.reached is None and accuracy is not None and accuracy >= self.accuracy:
             self.reached = {
                 "epoch": row["epoch"], "global_step": row["global_step"], "train_seconds": train_seconds,
