@@ -4,10 +4,12 @@
 #      bf16, fp16 with its grad scaler, --precision auto, DDP over NCCL when two GPUs are present);
 #   2. one epoch of lstm, blstm and cnn at batch 500, fp32 and bf16, on CUDA and on this machine's CPU;
 #   3. `digitlab reproduce table4 --quick --device cuda`;
+#   4. benchmarks/step_check.py: the divergence check read every step beside every guard.CHECK_EVERY steps;
 # then writes one Markdown file of results: benchmarks/results/gpu_check-<date>.md, or the path given.
 # Data: $DIGITLAB_DATA_DIR, else ../shared/data/mnist beside the repository, else digitlab's fetch chain.
 # GPU_CHECK_DEVICE=cpu GPU_CHECK_TRAIN_ARGS="--train-limit 1000" runs the same steps on the CPU, small: a
 # rehearsal of the script itself on a machine without a GPU (its numbers mean nothing).
+# Each stage has a time limit (timeout), so that a hung stage costs its limit and the report is still written.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-benchmarks/results/gpu_check-$(date +%Y%m%d-%H%M).md}
@@ -26,7 +28,7 @@ if [ "$device" = cuda ] && ! "$python" -c "import torch, sys; sys.exit(0 if torc
 fi
 
 echo "== 1. gpu-marked tests" >&2
-"$python" -m pytest -q -m gpu tests/gpu -p no:cacheprovider > "$work/tests.log" 2>&1
+timeout 180 "$python" -m pytest -q -m gpu tests/gpu -p no:cacheprovider > "$work/tests.log" 2>&1
 tests_status=$?
 
 echo "== 2. one epoch per model, precision and device" >&2
@@ -36,18 +38,23 @@ for model in lstm blstm cnn; do
     for where in $wheres; do
         for precision in fp32 bf16; do
             run="$work/epoch-$model-$where-$precision"
-            "$python" -m digitlab train --model "$model" --batch-size 500 --epochs 1 --device "$where" \
+            timeout 90 "$python" -m digitlab train --model "$model" --batch-size 500 --epochs 1 --device "$where" \
                 --precision "$precision" --run-dir "$run" --progress none "${train_args[@]}" > "$run.log" 2>&1
         done
     done
 done
 
 echo "== 3. reproduce table4 --quick --device $device" >&2
-"$python" -m digitlab reproduce table4 --quick --device "$device" --out "$work/reproduction" > "$work/reproduce.log" 2>&1
+timeout 150 "$python" -m digitlab reproduce table4 --quick --device "$device" --out "$work/reproduction" > "$work/reproduce.log" 2>&1
 reproduce_status=$?
 
+echo "== 4. the step check's cost" >&2
+timeout 150 "$python" benchmarks/step_check.py --device "$device" --steps "${GPU_CHECK_STEPS:-100}" --rounds 2 \
+    > "$work/step_check.md" 2> "$work/step_check.log"
+step_check_status=$?
+
 mkdir -p "$(dirname "$out")"
-"$python" - "$work" "$out" "$tests_status" "$reproduce_status" "$device" <<'PY'
+"$python" - "$work" "$out" "$tests_status" "$reproduce_status" "$device" "$step_check_status" <<'PY'
 import json, subprocess, sys, time
 from pathlib import Path
 
@@ -56,6 +63,7 @@ import torch
 from digitlab.perf.machine import cpu_features, cpu_model
 
 work, out, tests_status, reproduce_status, device = Path(sys.argv[1]), Path(sys.argv[2]), *map(int, sys.argv[3:5]), sys.argv[5]
+step_check_status = int(sys.argv[6])
 gpu = (f"{torch.cuda.get_device_name(0)} x {torch.cuda.device_count()}" if torch.cuda.is_available()
        else "none (a rehearsal on the CPU)")
 lines = [
@@ -66,6 +74,7 @@ lines = [
     f"torch threads {torch.get_num_threads()}",
     "", "## 1. gpu-marked tests", "",
     f"exit {tests_status}: `{(work / 'tests.log').read_text().strip().splitlines()[-1]}`", "",
+    *(["```", *(work / "tests.log").read_text().strip().splitlines()[-60:], "```", ""] if tests_status else []),
     "## 2. One epoch, batch 500 (train seconds; set-up timed apart)", "",
     "| model | device | precision | train s | set-up s | test acc % | ran as |", "|---|---|---|---:|---:|---:|---|",
 ]
@@ -89,6 +98,9 @@ if report.exists():
     lines += text[start:start + 8]
 else:
     lines += ["```", *(work / "reproduce.log").read_text().strip().splitlines()[-5:], "```"]
+lines += ["", f"## 4. The step check's cost (exit {step_check_status})", ""]
+table = [line for line in (work / "step_check.md").read_text().splitlines() if line.startswith("|")]
+lines += table or ["```", *(work / "step_check.log").read_text().strip().splitlines()[-5:], "```"]
 out.write_text("\n".join(lines) + "\n")
 print(f"gpu_check: wrote {out}")
 PY

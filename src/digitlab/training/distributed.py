@@ -129,6 +129,12 @@ def any_rank(flags: list[bool], context: Context, device: torch.device) -> list[
     return [bool(value > 0) for value in values.tolist()]
 
 
+def max_in_place(values: torch.Tensor, context: Context) -> None:
+    """values = their maximum over the ranks, in place (queued on the stream under NCCL; no host wait)."""
+    if context.enabled:
+        _run(dist.all_reduce(values, op=dist.ReduceOp.MAX, async_op=True))
+
+
 def all_equal(value: int, context: Context, device: torch.device) -> bool:
     """Whether every rank passed the same integer."""
     if not context.enabled:

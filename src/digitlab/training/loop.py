@@ -1,8 +1,9 @@
 """The step loop: one epoch of optimizer steps. The only backward() and step() in digitlab.
 
-A step never lets a bad update reach the weights: a non-finite loss or gradient, or a loss above the
-session's limit (divergence_factor x the chance-level loss), on any process, stops the run before
-optimizer.step(), with the weights the step started from checkpointed.
+A bad update never survives in the weights: a non-finite loss or gradient, or a loss above the session's
+limit (divergence_factor x the chance-level loss), on any process, stops the run with the weights the step
+started from checkpointed: before optimizer.step() on the CPU, by undoing it on CUDA (training.guard, which
+reads the verdicts every few steps there rather than synchronising every step).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from digitlab.store.checkpoint import random_states, set_random_states
 from digitlab.store.files import append_rows
 from digitlab.training import checkpointing, distributed
 from digitlab.training.device import autocast
+from digitlab.training.guard import StepGuard
 from digitlab.training.session import Position, Session
 
 BACKGROUND = (0.0 - MNIST_MEAN) / MNIST_STD  # a blank pixel after normalisation: what augmentation fills in
@@ -45,11 +47,13 @@ def train_epoch(
     total_steps = steps * config.epochs  # what the learning-rate schedule is laid over
     augmentation = augmentation_of(config)
     losses = torch.zeros(steps, device=device)  # filled on the device; read once, not every step
+    guard = StepGuard(session, steps)
     first_step = position.step
     session.wrapped.train()
     synchronize(device)
     started = time.perf_counter()
     for step in range(first_step, steps):
+        guard.keep(step)
         for group in session.optimizer.param_groups:
             group["lr"] = learning_rate(config.schedule, config.lr, position.global_step, total_steps, config.warmup)
         index = batch_indices(order, step, config.batch_size)  # the global batch
@@ -65,11 +69,9 @@ def train_epoch(
             session.scaler.unscale_(session.optimizer)
         gradients = [p.grad for p in session.model.parameters() if p.grad is not None]
         grad_norm = torch.nn.utils.get_total_norm(gradients)
-        # One all-reduce: every rank diverges, and stops, at the same step.
-        bad, stop = distributed.any_rank(
-            [not step_is_sound(session, loss, grad_norm), bool(session.stop_signals)], context, device
-        )
-        if bad:
+        losses[step] = loss.detach()
+        verdict = guard.judge(step, loss, grad_norm, bool(session.stop_signals))  # None until read (CUDA)
+        if verdict is not None and verdict.bad_step is not None:
             raise diverged(session, position, loss, grad_norm, losses, first_step)
         if config.grad_clip:
             torch.nn.utils.clip_grads_with_norm_(gradients, config.grad_clip, grad_norm)
@@ -80,12 +82,20 @@ def train_epoch(
             session.optimizer.step()
         if session.average is not None:
             session.average.update(session.model)
-        losses[step] = loss.detach()
         position.step, position.global_step = step + 1, position.global_step + 1
         if bar is not None:
             bar.update(1)
         due = config.checkpoint_every and position.global_step % config.checkpoint_every == 0
         probe_due = probe is not None and config.eval_every and position.global_step % config.eval_every == 0
+        late = guard.read_if_due(step, force=bool(due or probe_due or position.step == steps))
+        if late is not None:
+            verdict = late
+            if late.bad_step is not None:  # found after its update: undone, and the steps queued after it too
+                position.global_step -= position.step - late.bad_step
+                position.step = late.bad_step
+                bad = late.bad_step
+                raise diverged(session, position, losses[bad], guard.grad_norms[bad], losses, first_step)
+        stop = verdict is not None and verdict.stop
         if (due or stop or probe_due) and position.step < steps:  # at the epoch's end, the epoch's own serve
             synchronize(device)
             position.epoch_seconds += time.perf_counter() - started
@@ -164,16 +174,6 @@ def gradient_sync(session: Session, last: bool):
     if last or not session.context.enabled:
         return contextlib.nullcontext()
     return session.wrapped.no_sync()
-
-
-def step_is_sound(session: Session, loss: torch.Tensor, grad_norm: torch.Tensor) -> bool:
-    """Whether the step may update the weights: its loss finite and at most session.loss_limit, and its
-    gradient norm finite (under fp16 the grad scaler skips steps with non-finite gradients itself).
-    Computed on the device and read once."""
-    sound = torch.isfinite(loss) & (loss <= session.loss_limit)
-    if session.scaler is None:
-        sound &= torch.isfinite(grad_norm)
-    return bool(sound)
 
 
 def record_steps(session: Session, position: Position, losses: torch.Tensor, first_step: int) -> list[float]:
