@@ -45,7 +45,9 @@ def weights(run_dir) -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("model", ["lstm", "blstm", "gru", "cnn", "mlp"])
 def test_every_model_trains_on_cuda(session_data_dir, tmp_path, model):
-    run = fit(config_for(session_data_dir, tmp_path / "run", model=model, hidden_size=None, epochs=1), log=quiet)
+    recurrent = model in ("lstm", "blstm", "gru")
+    config = config_for(session_data_dir, tmp_path / "run", model=model, hidden_size=None, epochs=1)
+    run = fit(config.replace(num_layers=config.num_layers if recurrent else None), log=quiet)
     env = json.loads((run / rundir.ENV).read_text())
     assert env["device"].startswith("cuda") and "cuda" in env
     assert result(run)["final"]["test/acc"] > 0.1

@@ -42,7 +42,9 @@ def train_epoch(
     """Train from position.step to the epoch's end, a stop, or a probe that asks to end (position.step then
     falls short of the epoch's steps); return the step losses taken."""
     config, context, device = session.config, session.context, session.device
-    order = epoch_order(len(images), config.seed, position.epoch)
+    # On the device once per epoch: a batch's indices copied from pageable host memory every step would make
+    # the CPU wait for the GPU to drain (CUDA synchronises the stream before such a copy).
+    order = epoch_order(len(images), config.seed, position.epoch).to(device)
     steps = num_batches(len(images), config.batch_size)
     total_steps = steps * config.epochs  # what the learning-rate schedule is laid over
     augmentation = augmentation_of(config)
@@ -62,7 +64,7 @@ def train_epoch(
         if augmentation.enabled:  # drawn for the global batch, so that every process count sees the same images
             grids = augment.draw(augmentation, count, images.shape[1:], config.seed, position.epoch, step, device)
             grids = grids[context.rank :: context.world_size]
-        index = index[context.rank :: context.world_size].to(device, non_blocking=True)  # this rank's share
+        index = index[context.rank :: context.world_size]  # this rank's share
         session.optimizer.zero_grad(set_to_none=True)
         loss = forward_backward(session, images, labels, index, grids, count)
         if session.scaler is not None:
