@@ -4,7 +4,7 @@
 #      bf16, fp16 with its grad scaler, --precision auto, DDP over NCCL when two GPUs are present);
 #   2. one epoch of lstm, blstm and cnn at batch 500, fp32 and bf16, on CUDA and on this machine's CPU;
 #   3. `digitlab reproduce table4 --quick --device cuda`;
-#   4. benchmarks/step_check.py: the divergence check read every step beside every guard.CHECK_EVERY steps;
+#   4. benchmarks/step_check.py: the divergence check read every step beside every 32 (--check-every);
 # then writes one Markdown file of results: benchmarks/results/gpu_check-<date>.md, or the path given.
 # Data: $DIGITLAB_DATA_DIR, else ../shared/data/mnist beside the repository, else digitlab's fetch chain.
 # GPU_CHECK_DEVICE=cpu GPU_CHECK_TRAIN_ARGS="--train-limit 1000" runs the same steps on the CPU, small: a

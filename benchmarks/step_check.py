@@ -1,5 +1,5 @@
 """What the per-step divergence check costs on a device: the trainer's epoch with the verdict read every step
-(a host-device synchronisation per step) and read every guard.CHECK_EVERY steps (the ring of kept states),
+(--check-every 1: a host-device synchronisation per step) and every --every steps (the ring of kept states),
 side by side on the same examples, alternating.
 
     python benchmarks/step_check.py --device cuda             # lstm and cnn at batches 128 and 500, 3 rounds
@@ -21,7 +21,6 @@ from digitlab.data.dataset import normalize
 from digitlab.perf.machine import cpu_pressure_avg10
 from digitlab.perf.report import log, machine, machine_lines
 from digitlab.store.files import write_json
-from digitlab.training import guard
 from one_epoch import trainer_epoch
 
 
@@ -32,6 +31,7 @@ def main() -> None:
     parser.add_argument("--batch-sizes", default="128,500", help="comma-separated batch sizes")
     parser.add_argument("--steps", type=common.positive, default=100, help="optimizer steps per timed epoch")
     parser.add_argument("--rounds", type=common.positive, default=3, help="alternating rounds (default 3)")
+    parser.add_argument("--every", type=common.positive, default=32, help="the deferred reads' --check-every")
     common.add_data_dir(parser)
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -42,13 +42,14 @@ def main() -> None:
             config = TrainConfig(model=model, batch_size=batch_size, epochs=1, device=args.device, progress="none")
             data = common.load_data(args.data_dir, train_limit=args.steps * batch_size)
             images = normalize(data.train_images).to(device)
-            seconds = {"every step": [], f"every {guard.CHECK_EVERY} steps": []}
+            seconds = {1: [], args.every: []}
             for round_number in range(args.rounds):
-                for label in seconds:
-                    guard.DEFERRED_DEVICES = set() if label == "every step" else {device.type}
-                    result = trainer_epoch(config, data, images, warmup_steps=3, device=device)
-                    seconds[label].append(result["trainer_seconds"])
-                    log(f"{model} batch {batch_size} round {round_number + 1}, read {label}: "
+                for every in seconds:
+                    result = trainer_epoch(
+                        config.replace(check_every=every), data, images, warmup_steps=3, device=device
+                    )
+                    seconds[every].append(result["trainer_seconds"])
+                    log(f"{model} batch {batch_size} round {round_number + 1}, --check-every {every}: "
                         f"{result['trainer_seconds']:.3f} s")  # fmt: skip
             every, deferred = (statistics.median(values) for values in seconds.values())
             rows.append({
@@ -64,8 +65,7 @@ def main() -> None:
         "",
     ]
     lines += [
-        f"| model | batch | steps | verdict read every step (s, median) | every {guard.CHECK_EVERY} steps (s) | "
-        "speed-up |",
+        f"| model | batch | steps | verdict read every step (s, median) | every {args.every} steps (s) | speed-up |",
         "|---|---|---|---|---|---|",
     ]
     for row in rows:

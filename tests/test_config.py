@@ -14,12 +14,12 @@ from digitlab.errors import ConfigError
 def test_resumable_changes_are_those_that_leave_the_computation_alone():
     assert RESUMABLE_CHANGES == {
         "epochs", "run_dir", "progress", "data_dir", "checkpoint_every", "keep_checkpoints", "device",
-        "eval_batch_size", "divergence_factor", "dataset", "eval_every", "target_acc", "test_eval",
+        "eval_batch_size", "divergence_factor", "dataset", "eval_every", "target_acc", "test_eval", "check_every",
     }  # fmt: skip
 
 
 def test_speed_only_settings():
-    assert SPEED_ONLY == {"threads", "micro_batch"}
+    assert SPEED_ONLY == {"threads", "micro_batch", "check_every"}
 
 
 def test_every_field_has_a_group_and_help():

@@ -138,6 +138,15 @@ class TrainConfig:
         speed_only=True,
     )
     eval_batch_size: int = setting(2000, "hardware", "examples per evaluation forward pass", resumable=True)
+    check_every: int = setting(
+        1,
+        "hardware",
+        "optimizer steps between reads of the divergence check (1 = every step, before the update; more keeps the "
+        "states the unread steps started from on the device and undoes a bad step found late, sparing a GPU "
+        "synchronisation per step: measured slower on an H200 for these models, benchmarks/results/gpu_check-*.md)",
+        resumable=True,
+        speed_only=True,
+    )
     # --- run records ---
     run_dir: str | None = setting(
         None, "run records", "where to write the run (default: runs/<model>-<optimizer>-<time>)", resumable=True
@@ -167,6 +176,8 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{flag(name)} must be positive, got {getattr(self, name)}")
+        if self.check_every < 1:
+            raise ConfigError(f"--check-every must be 1 or more, got {self.check_every}")
         for name in ("micro_batch", "val_size", "train_limit", "test_limit", "threads", "checkpoint_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{flag(name)} must be 0 or more, got {getattr(self, name)}")

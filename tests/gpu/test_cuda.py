@@ -93,12 +93,14 @@ def test_ddp_over_nccl(session_data_dir, tmp_path):
 
 
 def test_divergence_on_cuda_is_undone_and_stops_at_the_bad_step(session_data_dir, tmp_path):
-    # On CUDA the verdicts are read every guard.CHECK_EVERY steps: step 2 is found bad after later steps ran.
+    # With --check-every 32 the verdicts are read every 32 steps: step 2 is found bad after later steps ran.
     from digitlab.errors import TrainingError
     from digitlab.store import checkpoint
 
     run = tmp_path / "run"
-    config = config_for(session_data_dir, run, model="mlp", optimizer="sgd", lr=1e30, divergence_factor=0)
+    config = config_for(
+        session_data_dir, run, model="mlp", optimizer="sgd", lr=1e30, divergence_factor=0, check_every=32
+    )
     with pytest.raises(TrainingError, match=r"step 2 \(global step 2\)"):
         fit(config, log=quiet)
     tensors, metadata = checkpoint.load_latest(run / rundir.CHECKPOINTS, log=quiet)
@@ -106,11 +108,9 @@ def test_divergence_on_cuda_is_undone_and_stops_at_the_bad_step(session_data_dir
     assert all(torch.isfinite(value).all() for name, value in tensors.items() if name.startswith("model."))
 
 
-def test_deferred_checks_compute_what_immediate_ones_do(session_data_dir, tmp_path, monkeypatch):
-    from digitlab.training import guard
-
-    deferred = fit(config_for(session_data_dir, tmp_path / "deferred", deterministic=True, ema_decay=0.9), log=quiet)
-    monkeypatch.setattr(guard, "DEFERRED_DEVICES", set())
+def test_deferred_checks_compute_what_immediate_ones_do(session_data_dir, tmp_path):
+    settings = dict(deterministic=True, ema_decay=0.9, check_every=32)
+    deferred = fit(config_for(session_data_dir, tmp_path / "deferred", **settings), log=quiet)
     immediate = fit(config_for(session_data_dir, tmp_path / "immediate", deterministic=True, ema_decay=0.9), log=quiet)
     first, second = weights(deferred), weights(immediate)
     assert all(torch.equal(first[name], second[name]) for name in first)

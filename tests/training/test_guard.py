@@ -1,6 +1,6 @@
-"""The deferred step check (training.guard): what CUDA runs, exercised on the CPU by reading every few steps
-there too. It must compute exactly what the immediate check does: the same weights when nothing goes wrong,
-and, when a step goes bad, the same stop, rows and checkpoint, the bad step and the steps after it undone."""
+"""The deferred step check (training.guard, --check-every N > 1), exercised on the CPU. It must compute exactly
+what the immediate check does: the same weights when nothing goes wrong, and, when a step goes bad, the same
+stop, rows and checkpoint, the bad step and the steps after it undone."""
 
 from __future__ import annotations
 
@@ -29,23 +29,13 @@ def config_for(data_dir: Path, run_dir: Path, **changes) -> TrainConfig:
     return TrainConfig(**(settings | changes))
 
 
-@pytest.fixture
-def deferred(monkeypatch):
-    """Read the verdicts every 4 steps on the CPU too, as on CUDA."""
-    monkeypatch.setattr(guard, "DEFERRED_DEVICES", {"cpu"})
-    monkeypatch.setattr(guard, "CHECK_EVERY", 4)
-
-
-def run_both(monkeypatch, config: TrainConfig) -> list[tuple[Path, TrainingError | None]]:
-    """The run with the immediate check, then with the deferred one; each run's folder and error."""
+def run_both(config: TrainConfig) -> list[tuple[Path, TrainingError | None]]:
+    """The run with the immediate check, then reading every 4 steps; each run's folder and error."""
     results = []
-    for mode in ("immediate", "deferred"):
-        if mode == "deferred":
-            monkeypatch.setattr(guard, "DEFERRED_DEVICES", {"cpu"})
-            monkeypatch.setattr(guard, "CHECK_EVERY", 4)
+    for mode, every in (("immediate", 1), ("deferred", 4)):
         run_dir = Path(config.run_dir) / mode
         try:
-            fit(config.replace(run_dir=str(run_dir)), log=quiet)
+            fit(config.replace(run_dir=str(run_dir), check_every=every), log=quiet)
             results.append((run_dir, None))
         except TrainingError as error:
             results.append((run_dir, error))
@@ -57,7 +47,7 @@ def same_tensors(first: dict, second: dict) -> bool:
 
 
 def test_a_sound_run_is_bit_identical_with_deferred_checks(session_data_dir, tmp_path, monkeypatch):
-    (immediate, _), (deferred, _) = run_both(monkeypatch, config_for(session_data_dir, tmp_path))
+    (immediate, _), (deferred, _) = run_both(config_for(session_data_dir, tmp_path))
     for name in (rundir.WEIGHTS, rundir.AVERAGE_WEIGHTS):
         assert same_tensors(checkpoint.load_tensors(immediate / name)[0], checkpoint.load_tensors(deferred / name)[0])
     assert read_rows(immediate / rundir.STEPS) == read_rows(deferred / rundir.STEPS)
@@ -71,9 +61,7 @@ def test_a_sound_run_is_bit_identical_with_deferred_checks(session_data_dir, tmp
     ],
 )
 def test_a_bad_step_found_late_is_undone(session_data_dir, tmp_path, monkeypatch, changes, step):
-    (immediate, first_error), (deferred, second_error) = run_both(
-        monkeypatch, config_for(session_data_dir, tmp_path, **changes)
-    )
+    (immediate, first_error), (deferred, second_error) = run_both(config_for(session_data_dir, tmp_path, **changes))
     assert first_error is not None and second_error is not None
     assert f"step {step} (global step {step})" in str(second_error)
     assert str(first_error).replace("immediate", "deferred") == str(second_error)
@@ -86,7 +74,7 @@ def test_a_bad_step_found_late_is_undone(session_data_dir, tmp_path, monkeypatch
     assert same_tensors(*weights)  # weights, optimizer state and average: as they were before the bad step
 
 
-def test_a_bad_step_in_the_middle_of_a_window(session_data_dir, tmp_path, monkeypatch, deferred):
+def test_a_bad_step_in_the_middle_of_a_window(session_data_dir, tmp_path, monkeypatch):
     # Steps after the bad one were computed before it was read; they are thrown away with it.
     calls = []
     original = guard.StepGuard.read_if_due
@@ -98,7 +86,8 @@ def test_a_bad_step_in_the_middle_of_a_window(session_data_dir, tmp_path, monkey
 
     monkeypatch.setattr(guard.StepGuard, "read_if_due", read_if_due)
     with pytest.raises(TrainingError, match=r"step 2 \(global step 2\)"):
-        fit(config_for(session_data_dir, tmp_path / "run", optimizer="sgd", lr=1e30, divergence_factor=0), log=quiet)
+        config = config_for(session_data_dir, tmp_path / "run", optimizer="sgd", lr=1e30, divergence_factor=0)
+        fit(config.replace(check_every=4), log=quiet)
     read = [(step, verdict.bad_step) for step, verdict in calls if verdict is not None]
     assert read == [(3, 1)]  # steps 1-4 (0-based 0-3) ran; step 2 (0-based 1) was bad and undone at the read
     assert len(read_rows(tmp_path / "run" / rundir.STEPS)) == 1

@@ -1,16 +1,18 @@
-"""Whether each optimizer step was sound, read from the device at once (CPU) or every few steps (CUDA).
+"""Whether each optimizer step was sound, read from the device at once or every --check-every steps.
 
 A step is sound when its loss is finite and at most the session's loss limit and its gradient norm is finite;
 no update of an unsound step may survive, and the run stops at the first one (loop.diverged).
 
-On the CPU the verdict is read at once, before optimizer.step(): a read costs nothing there. On CUDA a read
-is a host-device synchronisation: the CPU waits for the GPU to drain, then the GPU idles while the CPU queues
-the next step. So on CUDA the verdicts stay on the device, the state each unread step starts from (weights,
-buffers, optimizer state, weight average) is copied on the device into a ring, and the verdicts are read
-every CHECK_EVERY steps and before anything that needs them (a checkpoint, an evaluation, the epoch's end, a
-stop). A bad step found then is undone by restoring the state it started from; the steps queued after it
-are thrown away. Under fp16 the grad scaler reads its own overflow check every step anyway, so the guard
-reads at once there too.
+With --check-every 1 (the default) the verdict is read at once, before optimizer.step(). On a GPU such a read
+is a host-device synchronisation: the CPU waits for the GPU to drain, and the GPU then idles while the CPU
+queues the next step. With --check-every N > 1 the verdicts stay on the device, the state each unread step
+starts from (weights, buffers, optimizer state, weight average) is copied on the device into a ring, and the
+verdicts are read every N steps and before anything that needs them (a checkpoint, an evaluation, the
+epoch's end, a stop). A bad step found then is undone by restoring the state it started from; the steps
+queued after it are thrown away. That pays when the GPU, not the CPU's kernel launches, bounds a step; for
+digitlab's small models on an H200 the ring's copies cost more than the synchronisation saved (0.81-0.88x,
+benchmarks/step_check.py), hence the default. Under fp16 the grad scaler reads its own overflow check every
+step anyway, so the guard reads at once there too.
 """
 
 from __future__ import annotations
@@ -21,9 +23,6 @@ import torch
 
 from digitlab.training import distributed
 from digitlab.training.session import Session
-
-CHECK_EVERY = 32  # steps between reads on CUDA: at most this many steps of work are thrown away after a bad one
-DEFERRED_DEVICES = {"cuda"}  # device types whose verdicts are read every CHECK_EVERY steps (tests add "cpu")
 
 
 @dataclass(frozen=True)
@@ -40,7 +39,8 @@ class StepGuard:
     def __init__(self, session: Session, steps: int):
         self.session = session
         device = session.device
-        self.deferred = device.type in DEFERRED_DEVICES and session.scaler is None
+        self.every = session.config.check_every  # at most this many steps of work are thrown away after a bad one
+        self.deferred = self.every > 1 and session.scaler is None
         self.flags = torch.zeros(steps, 2, device=device)  # per step [unsound, stop], 1.0 = true on some rank
         self.grad_norms = torch.zeros(steps, device=device)  # for the message about a bad step found late
         self.first_unread: int | None = None  # the first step whose verdict has not been read
@@ -64,17 +64,17 @@ class StepGuard:
         self.updates[slot:] = [average.updates if average is not None else 0]
 
     def read_if_due(self, step: int, force: bool) -> Verdict | None:
-        """After step `step`'s update: read the unread verdicts when CHECK_EVERY steps are unread, when
+        """After step `step`'s update: read the unread verdicts when check_every steps are unread, when
         `force`d, or when this step made the optimizer's state (a bad first step could not be undone later)."""
         if not self.deferred:
             return None
         unread = step + 1 - self.first_unread
         grew = self.state().keys() != self.ring[unread - 1].keys()
         local_stop = bool(self.session.stop_signals) and not self.session.context.enabled  # ranks read in step
-        if not (force or grew or local_stop or unread >= CHECK_EVERY):
+        if not (force or grew or local_stop or unread >= self.every):
             return None
         first, self.first_unread = self.first_unread, None
-        flags = self.flags[first : step + 1].cpu()  # the one synchronisation per CHECK_EVERY steps
+        flags = self.flags[first : step + 1].cpu()  # the one synchronisation per check_every steps
         bad = torch.nonzero(flags[:, 0] > 0).flatten()
         stop = bool(flags[:, 1].max() > 0) or local_stop
         if len(bad) == 0:
