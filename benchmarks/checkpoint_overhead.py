@@ -164,9 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"date": report.now(), "machine": info, "torch": info["torch"], "command": common.command()}
     result |= {"setup": setup, "variants": variants}
     stem = Path(args.out) / f"checkpoint_overhead-{time.strftime('%Y-%m-%d')}"
-    common.save_json(stem.with_suffix(".json"), result)
-    stem.with_suffix(".md").write_text(markdown(result))
-    print(markdown(result))
+    common.save_report(stem, result, markdown(result))
     return 0
 
 

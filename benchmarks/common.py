@@ -80,3 +80,10 @@ def save_json(path: str | Path, value) -> None:
     """Write a report's results as JSON (atomically), making the folder if needed."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     write_json(Path(path), value)
+
+
+def save_report(stem: Path, result: dict, text: str) -> None:
+    """A benchmark's results as STEM.json and its Markdown report as STEM.md, also printed."""
+    save_json(stem.with_suffix(".json"), result)
+    stem.with_suffix(".md").write_text(text)
+    print(text)

@@ -18,7 +18,8 @@ from helpers import write_dataset
 
 @pytest.fixture(autouse=True)
 def isolated_environment(tmp_path_factory, monkeypatch):
-    """No test touches the real cache, the mirrors, npm, a DIGITLAB_DATA_DIR, torchrun variables or the cwd."""
+    """No test touches the real cache, the mirrors, npm, a DIGITLAB_DATA_DIR, torchrun or Slurm array variables or
+    the cwd."""
     cache = tmp_path_factory.mktemp("digitlab-cache")
     monkeypatch.setenv("DIGITLAB_CACHE", str(cache))
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache / "xdg"))
@@ -26,6 +27,8 @@ def isolated_environment(tmp_path_factory, monkeypatch):
     monkeypatch.delenv("DIGITLAB_DATA_DIR", raising=False)
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         monkeypatch.delenv(name, raising=False)
+    for part in ("ID", "MIN", "MAX", "STEP", "COUNT"):  # a test job run as a Slurm array task shards no grid
+        monkeypatch.delenv(f"SLURM_ARRAY_TASK_{part}", raising=False)
     # npm would reach the registry: make it look uninstalled (other programs are still found).
     import digitlab.data.fetch
 

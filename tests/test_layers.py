@@ -1,6 +1,6 @@
-"""The package's imports point one way: errors -> console, models, optim, schedules, data -> perf -> config ->
-store, recipes -> training -> inference -> paper -> commands -> cli. A module may import from a lower layer or from its
-own unit (its subpackage, or itself); anything else is an upward or sideways import and fails here.
+"""The package's imports point one way: errors -> console, models, optim, schedules, data, shard -> perf -> config ->
+store, recipes -> training -> inference -> paper, serve -> tune -> commands -> cli. A module may import from a lower
+layer or from its own unit (its subpackage, or itself); anything else is an upward or sideways import and fails here.
 Imports inside functions count too: a lazy import is still a dependency."""
 
 from __future__ import annotations
@@ -15,13 +15,14 @@ from helpers import REPO_ROOT
 PACKAGE = REPO_ROOT / "src" / "digitlab"
 LAYERS = [
     {"__init__", "errors"},
-    {"console", "models", "optim", "schedules", "data"},
+    {"console", "models", "optim", "schedules", "data", "shard"},
     {"perf"},
     {"config"},
     {"store", "recipes"},
     {"training"},
     {"inference"},
-    {"paper"},
+    {"paper", "serve"},
+    {"tune"},
     {"commands"},
     {"cli"},
     {"__main__"},

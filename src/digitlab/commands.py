@@ -106,7 +106,70 @@ def evaluate_run(run_dir: str, data_dir: str | None, as_json: bool = False, weig
     print(json.dumps(record, indent=2) if as_json else console.format_evaluation(record))
 
 
-def predict(run_dir: str, samples: int, data_dir: str | None, weights: str = "auto") -> None:
+def predict(
+    inputs: list[str],
+    as_json: bool = False,
+    show_dir: str | None = None,
+    device: str = "cpu",
+    weights: str = "auto",
+    samples: int | None = None,
+    data_dir: str | None = None,
+) -> int:
+    """`digitlab predict [MODEL] [IMAGE ...]`: recognise the digit in each image with MODEL (a run directory or
+    an .onnx file; the first argument is one only if it names one, else the default model is used) and print a
+    table, or JSON. A file that cannot be used is reported on stderr, one line, and the others still answered;
+    the exit code is then 2. A run directory without images classifies MNIST test digits, as it always did."""
+    from digitlab.inference.classifier import is_model, open_classifier
+    from digitlab.inference.recognise import find_images, predict_files
+
+    model, images = (inputs[0], inputs[1:]) if inputs and is_model(inputs[0]) else (None, list(inputs))
+    if not images:
+        if model is None or Path(model).suffix.lower() == ".onnx":
+            raise ConfigError(
+                "pass the image files to recognise: digitlab predict [MODEL] IMAGE ... (or a run directory alone "
+                "to classify MNIST test digits)"
+            )
+        predict_test_digits(model, 5 if samples is None else samples, data_dir, weights)
+        return 0
+    if samples is not None or data_dir is not None:
+        raise ConfigError("--test-samples and --data-dir choose MNIST test digits; drop them when passing images")
+    only = Path(images[0])
+    if model is None and len(images) == 1 and only.is_dir() and find_images(images) == images:
+        raise ConfigError(
+            f"{only} is neither a run directory (no config.json) nor a folder of image files; pass a run directory "
+            f"printed by 'digitlab train', or images"
+        )
+    classifier = open_classifier(model, device=device, weights=weights)
+    results = predict_files(classifier, find_images(images), show_dir)
+    failed = [result for result in results if "error" in result]
+    for result in failed:
+        print(f"digitlab: {result['error']}", file=sys.stderr)
+    if as_json:
+        print(json.dumps({"model": classifier.source, "predictions": results}, indent=2))
+    elif len(failed) < len(results):
+        print(_prediction_table([result for result in results if "error" not in result]))
+    return 2 if failed else 0
+
+
+def _prediction_table(results: list[dict]) -> str:
+    """predict_files' answers as an aligned table: file, digit, probability, the three most probable."""
+    rows = [("file", "digit", "probability", "top 3")] + [
+        (
+            result["file"],
+            result["label"],
+            f"{result['probability']:.1%}",
+            ", ".join(f"{guess['label']} {guess['probability']:.1%}" for guess in result["top3"]),
+        )
+        for result in results
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    return "\n".join(
+        f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:>{widths[2]}}  {row[3]}".rstrip() for row in rows
+    )
+
+
+def predict_test_digits(run_dir: str, samples: int, data_dir: str | None, weights: str = "auto") -> None:
+    """Classify `samples` MNIST test digits (chosen at random, seed 0) with a run's model, each drawn as text."""
     if samples <= 0:
         raise ConfigError(f"--test-samples must be positive, got {samples}")
     model, info = load_model(Path(run_dir), weights=weights)
@@ -153,26 +216,165 @@ def _matching_data(data_dir: str | None, info: dict) -> Dataset:
 
 def reproduce(
     names: list[str], out: str, seeds: str, data_dir: str | None, precision: str, device: str, threads: int,
-    quick: bool, dry_run: bool, command: str, retime: bool = False,
+    quick: bool, dry_run: bool, command: str, retime: bool = False, shard: str | None = None,
 ) -> None:  # fmt: skip
+    """Run a reproduction's cells (a shard's share of them with --shard K/N or in a Slurm array task), then
+    build its report; a shard builds it only when the whole grid has finished (else it says what is left)."""
     from digitlab.paper import experiments
-    from digitlab.paper.report import build as build_report
+    from digitlab.shard import Shard
     from digitlab.training.device import parse_device, resolve_precision
 
+    share = Shard.parse(shard)  # a bad --shard stops here, before anything is read or written
     base = TrainConfig(data_dir=data_dir, precision=precision, device=device, threads=threads).validate()
     # An unusable device fails now, not after the data has loaded; `auto` precision is resolved once, so that
     # every cell (and a restarted reproduction) names the precision that ran.
     base = base.replace(precision=resolve_precision(base.precision, parse_device(base.device), print))
     cells = experiments.reproduce(
-        names, Path(out), experiments.parse_seeds(seeds), base, quick, dry_run, command, retime=retime
+        names, Path(out), experiments.parse_seeds(seeds), base, quick, dry_run, command, retime=retime, shard=share
     )
     if dry_run:
         print(experiments.describe(cells, Path(out), examples=60_000, retime=retime))
         return
-    print(f"report: {build_report(Path(out))}")
+    missing = experiments.unfinished(Path(out))
+    if not share.whole and missing:
+        print(
+            f"shard {share}: no report yet, {len(missing)} cells of the grid have not finished (other shards' or "
+            f"still to come); once every shard has finished: digitlab report {out}"
+        )
+        return
+    report(out)
 
 
 def report(out: str) -> None:
+    """Build a reproduction's report from its cells, whichever processes or machines trained them, and name
+    the planned cells that have not finished. A `digitlab tune` study folder gets the study's report."""
+    from digitlab.paper.experiments import unfinished
     from digitlab.paper.report import build as build_report
+    from digitlab.tune import STUDY_FILE
 
+    if (Path(out) / STUDY_FILE).is_file():
+        study_report(out)
+        return
     print(f"report: {build_report(Path(out))}")
+    missing = unfinished(Path(out))
+    if missing:
+        shown = ", ".join(f"{name} ({state})" for name, state in missing[:8])
+        more = f" and {len(missing) - 8} more (REPORT.md lists them)" if len(missing) > 8 else ""
+        print(f"incomplete: {len(missing)} planned cells have not finished: {shown}{more}")
+
+
+def tune(search: dict, retrain: str = "after", retrain_seeds: str | None = None, shard: str | None = None) -> None:
+    """`digitlab tune`: the search (unless retrain is "only"), then the best trial retrained (unless "no"), its
+    recipe and the study's report."""
+    from digitlab import tune as tuning
+
+    tuning.require()  # optuna is an optional extra: one line says what to install
+    from digitlab.shard import Shard
+    from digitlab.tune import study as studies
+
+    settings = studies.Search(**search)
+    seeds = _seed_list(retrain_seeds, settings.seed)
+    part = Shard.parse(shard) if retrain != "no" else None  # a bad --shard fails before the search
+    opened = studies.open_study(settings, log=_say)
+    dataset = studies.load_data(opened)
+    if retrain != "only":
+        studies.run(opened, dataset)
+    if retrain == "no":
+        again = " ".join(["digitlab"] + sys.argv[1:]).replace("--no-retrain", "--retrain-only")
+        print(f"to retrain the best trial once every worker has finished: {again}")
+        return
+    studies.retrain(opened, seeds, part, dataset)
+    print(f"recipe: {settings.folder / studies.RECIPE}")
+    study_report(str(settings.folder))
+
+
+def _say(*args, **kwargs) -> None:
+    print(*args, **kwargs, flush=True)  # a worker's lines reach a log file as they happen
+
+
+def _seed_list(text: str | None, default: int) -> list[int]:
+    if text is None:
+        return [default]
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--retrain-seeds {text!r}: give distinct integer seeds, e.g. 0,1,2")
+    return seeds
+
+
+def study_report(folder: str) -> None:
+    from digitlab import tune as tuning
+
+    tuning.require()
+    from digitlab.tune.report import build as build_study_report
+
+    print(f"report: {build_study_report(Path(folder))}")
+
+
+def compare(run_dirs: list[str], out: str | None = None) -> Path:
+    """Print runs side by side (the config fields that differ, final numbers) and draw their curves on shared
+    axes into OUT/compare.png (default: a new folder compare-<time> in the current directory); return it."""
+    import time
+
+    from digitlab.errors import RunError
+    from digitlab.paper.plots import compare_figure  # matplotlib loads only for the commands that draw
+    from digitlab.store import runs
+
+    found = runs.read_runs(run_dirs)
+    fields = runs.differing(found)
+    rows = [{"run": r.label, "config": r.config, "final": r.final(), "state": r.state()} for r in found]
+    print(console.format_comparison(rows, fields))
+    if not fields:
+        print("(their configs are the same but for the run directory)")
+    folder = Path(out) if out else Path(f"compare-{time.strftime('%Y%m%d-%H%M%S')}")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise RunError(f"cannot write {folder}: {error.strerror or error}; choose a writable --out") from None
+    figure = folder / "compare.png"
+    named = ", ".join(fields[:4]) + (f" and {len(fields) - 4} more" if len(fields) > 4 else "")
+    verb = "differs" if len(fields) == 1 else "differ"
+    title = f"{len(found)} runs: {named} {verb}" if fields else f"{len(found)} runs of the same config"
+    compare_figure(figure, title, [(r.label, runs.curves(r)) for r in found])
+    print(f"figure: {figure}")
+    return figure
+
+
+def export(model: str, fmt: str, out: str | None, weights: str = "auto", opset: int | None = None) -> dict:
+    """Write a finished run's model as a file of `fmt` (onnx), verified against PyTorch, and say what was checked."""
+    from digitlab.inference.export import OPSET, export_onnx  # torch.onnx and onnx load only for this command
+
+    if fmt != "onnx":
+        raise ConfigError(f"unknown export format {fmt!r}; the one format is onnx")
+    result = export_onnx(Path(model), out, weights=weights, opset=OPSET if opset is None else opset)
+    sizes = " and ".join(str(size) for size in result["batch_sizes"])
+    print(
+        f"exported {model} ({result['model']}, {result['weights']}) to {result['path']}: ONNX opset {result['opset']}, "
+        f"{result['bytes'] / 1e6:.2f} MB\n"
+        f"verified with onnxruntime on {result['images']} at batch sizes {sizes}: logits within "
+        f"{result['max_difference']:.2g} of PyTorch's (limit {result['tolerance']:g}); {result['seconds']:.1f} s"
+    )
+    return result
+
+
+def serve(model: str | None, host: str, port: int, device: str = "cpu", weights: str = "auto") -> None:
+    """Serve one model over HTTP until Ctrl-C: the port is bound first (a port in use fails at once), then the
+    model loads once, then uvicorn answers requests (digitlab.serve.app says which)."""
+    from digitlab import serve as serving
+
+    serving.require()  # fastapi and uvicorn are an optional extra: one line says what to install
+    import uvicorn
+
+    from digitlab.inference.classifier import open_classifier
+    from digitlab.serve.app import create_app
+
+    sock = serving.listen(host, port)
+    try:
+        classifier = open_classifier(model, device=device, weights=weights)
+        app = create_app(classifier)
+        print(f"serving {classifier.source} at {serving.url(sock)} (Ctrl-C stops)", flush=True)
+        uvicorn.Server(uvicorn.Config(app, log_level="info")).run(sockets=[sock])
+    finally:
+        sock.close()

@@ -17,7 +17,7 @@ from pathlib import Path
 from digitlab.errors import ConfigError
 
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
-TEST_EVALUATIONS = ("every-epoch", "final")
+TEST_EVALUATIONS = ("every-epoch", "final", "none")
 
 
 def setting(default, group: str, help: str, resumable: bool = False, speed_only: bool = False):  # noqa: A002
@@ -100,7 +100,8 @@ class TrainConfig:
     test_eval: str = setting(
         "every-epoch",
         "evaluation",
-        "when the test set is evaluated: every-epoch (the paper's curves) or final (once, when the run ends)",
+        "when the test set is evaluated: every-epoch (the paper's curves), final (once, when the run ends) or none "
+        "(never: a search's trials, chosen on the validation split)",
         resumable=True,
     )
     # --- data ---

@@ -153,6 +153,43 @@ def format_models(rows: list[tuple[str, str, int]]) -> str:
     return "\n".join(f"{name:<{width}}  {count:>10,d} parameters  {summary}" for name, summary, count in rows)
 
 
+COMPARED = [  # (final value, heading, format): digitlab compare's columns after the config fields that differ
+    ("epochs", "epochs run", "{:d}"),
+    ("train/loss", "train loss", "{:.4f}"),
+    ("val/acc", "val acc %", "{:.2%}"),
+    ("ema/val/acc", "ema val %", "{:.2%}"),
+    ("test/acc", "test acc %", "{:.2%}"),
+    ("ema/test/acc", "ema test %", "{:.2%}"),
+    ("train_seconds", "train s", "{:.1f}"),
+    ("cpu_pressure", "cpu busy %", "{:.0f}"),  # the highest cpu_pressure_avg10: high, the seconds are suspect
+]
+
+
+def format_comparison(rows: list[dict], fields: list[str]) -> str:
+    """Runs side by side, one line each: its label ("run"), the config `fields` that differ between them (from
+    its "config"), its final numbers ("final": a column only where some run has one; '-' where one lacks it)
+    and its "state" (finished, unfinished, ...)."""
+    shown = [column for column in COMPARED if any(column[0] in row["final"] for row in rows)]
+    headings = ["run", *fields, *(heading for _, heading, _ in shown), "state"]
+    table = []
+    for row in rows:
+        values = [fmt.format(row["final"][key]) if key in row["final"] else "-" for key, _, fmt in shown]
+        values = [value.replace("%", "") for value in values]  # the heading says %
+        config = ["-" if row["config"].get(name) is None else str(row["config"][name]) for name in fields]
+        table.append([row["run"], *config, *values, row["state"]])
+    widths = [max(len(line[i]) for line in [headings, *table]) for i in range(len(headings))]
+    numeric = len(headings) - len(shown) - 1  # the final numbers align right, the rest left
+
+    def line(cells: list[str]) -> str:
+        aligned = [
+            cell.rjust(width) if numeric <= i < len(cells) - 1 else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(cells, widths))
+        ]
+        return "  ".join(aligned).rstrip()
+
+    return "\n".join([line(headings), *(line(cells) for cells in table)])
+
+
 def ascii_digit(image: torch.Tensor) -> list[str]:
     """A uint8 (H, W) image as text, one character per pixel, darker characters for brighter ink."""
     shades = " .:-=+*#%@"

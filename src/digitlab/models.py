@@ -10,11 +10,21 @@ import inspect
 import torch
 from torch import nn
 
+# `digitlab tune` searches each model over its `search_space`: TrainConfig settings and their ranges, in the plain
+# format of digitlab.tune.space (which adds the optimisation's: optimizer, lr, batch size, schedule, weight decay).
+RECURRENT_SEARCH_SPACE = {
+    "hidden_size": {"low": 32, "high": 256, "log": True},
+    "num_layers": {"low": 1, "high": 3},
+    "dropout": {"low": 0.0, "high": 0.3, "when": {"num_layers": [2, 3]}},  # it acts between recurrent layers
+    "grad_clip": {"choices": [0.0, 1.0]},
+}
+
 
 class LSTMClassifier(nn.Module):
     """The paper's LSTM: stacked LSTM over the rows, class from the last step's output."""
 
     default_hidden_size, default_num_layers = 128, 2
+    search_space = RECURRENT_SEARCH_SPACE  # digitlab tune's
 
     def __init__(
         self,
@@ -42,6 +52,7 @@ class BiLSTMClassifier(nn.Module):
     direction has read only the last row; head="final" uses both directions' final states instead."""
 
     default_hidden_size, default_num_layers = 128, 2
+    search_space = RECURRENT_SEARCH_SPACE  # digitlab tune's
 
     def __init__(
         self,
@@ -116,6 +127,7 @@ class GRUClassifier(nn.Module):
     """A stacked GRU over the rows, class from the last step's output."""
 
     default_hidden_size, default_num_layers = 128, 2
+    search_space = RECURRENT_SEARCH_SPACE  # digitlab tune's
 
     def __init__(
         self,
@@ -140,6 +152,7 @@ class ConvNet(nn.Module):
     then two fully connected layers. num_layers is fixed by the architecture and must be 2."""
 
     default_hidden_size, default_num_layers = 1024, 2
+    search_space = {"hidden_size": {"low": 128, "high": 1024, "log": True}}  # digitlab tune's (see the top)
 
     def __init__(
         self,
@@ -176,6 +189,11 @@ class VGGNet(nn.Module):
     batch-normed hidden layer. channels: the first block's, doubled in each next one; num_layers: blocks."""
 
     default_hidden_size, default_num_layers, default_channels = 128, 2, 16
+    search_space = {  # digitlab tune's (see the top)
+        "channels": {"low": 8, "high": 32, "log": True},
+        "num_layers": {"low": 1, "high": 3},
+        "hidden_size": {"low": 64, "high": 256, "log": True},
+    }
 
     def __init__(
         self,
@@ -223,6 +241,10 @@ class MLP(nn.Module):
     """A multilayer perceptron on the flattened image: num_layers hidden ReLU layers."""
 
     default_hidden_size, default_num_layers = 256, 2
+    search_space = {  # digitlab tune's (see the top)
+        "hidden_size": {"low": 64, "high": 1024, "log": True},
+        "num_layers": {"low": 1, "high": 3},
+    }
 
     def __init__(
         self,

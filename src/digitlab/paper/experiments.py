@@ -3,6 +3,13 @@
 Every cell is one run directory under OUT/cells/, so it can be inspected, evaluated or rerun alone.
 Started again, `reproduce` skips finished cells and resumes a half-done one from its last checkpoint;
 with --retime it first moves the finished table cells timed under CPU contention aside (paper.contention).
+
+With a shard (--shard K/N, or a Slurm array task) a process runs only its share of the cells (digitlab.shard),
+so that several processes, on one machine or many sharing OUT, split a grid; each cell is its own run
+directory with its own lock, and the manifest they share is updated under a lock, so shards may run at once.
+The manifest records every cell any command planned, so that the report can name the ones not finished.
+Figure 3's tuned cells exist once the whole learning-rate search has finished: the shard that finishes it runs
+its share of them, and the others' shares run when the same command runs again (a second array job).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from digitlab.config import RESUMABLE_CHANGES, SPEED_ONLY, TrainConfig
 from digitlab.data.dataset import Dataset, load
 from digitlab.errors import ConfigError, Interrupted, TrainingError
 from digitlab.paper import contention
+from digitlab.shard import WHOLE, Shard
 from digitlab.store import lock, rundir
 from digitlab.store.checkpoint import list_checkpoints
 from digitlab.store.files import read_json, write_json
@@ -29,6 +37,7 @@ LR_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)  # the tuned panel's search,
 VAL_SIZE = 10_000
 QUICK = {"train_limit": 2000, "test_limit": 500}  # --quick: a slice of the data, for smoke tests and CI
 MANIFEST = "reproduce.json"
+MANIFEST_LOCK = ".reproduce.lock"  # held while a process updates the manifest (shards update it at once)
 FAILED = "failed.json"  # a cell whose training diverged: kept as a result, not retried
 
 
@@ -204,7 +213,45 @@ def estimate_seconds(cell: Cell, examples: int) -> float:
     return cell.config.epochs * examples * per_example
 
 
-def run_cells(cells: list[Cell], out: Path, dataset: Dataset, log=print) -> None:
+def shard_order(cells: list[Cell]) -> list[Cell]:
+    """The plan's order with figure3's tuned cells last: the order shards split, so that the tuned cells, which
+    appear once the search has finished, leave every other cell in the shard it had before."""
+    return [c for c in cells if c.role != "tuned"] + [c for c in cells if c.role == "tuned"]
+
+
+def update_manifest(out: Path, manifest: dict, command: str, cells: list[Cell]) -> None:
+    """Merge this command's experiments, seeds, command line and planned cells (every shard's, not only its
+    own) into OUT/reproduce.json, under the manifest's lock: shards starting at once each add theirs."""
+    out.mkdir(parents=True, exist_ok=True)
+    with lock.waiting(out / MANIFEST_LOCK):
+        check_manifest(out, manifest)  # again: another process may have made the folder since the first check
+        previous = read_json(out / MANIFEST) if (out / MANIFEST).exists() else {}
+        merged = manifest | {
+            "experiments": list(dict.fromkeys(previous.get("experiments", []) + manifest["experiments"])),
+            "seeds": sorted(set(previous.get("seeds", [])) | set(manifest["seeds"])),
+            "commands": list(dict.fromkeys(previous.get("commands", []) + [command])),
+            "cells": sorted(set(previous.get("cells", [])) | {cell.name for cell in cells}),
+        }
+        if merged != previous:
+            write_json(out / MANIFEST, merged)
+
+
+def unfinished(out: Path) -> list[tuple[str, str]]:
+    """(cell, status) of every cell the manifest records as planned that has not finished (nor diverged), in
+    name order; figure3's tuned cells are named before they are planned, as one entry, while the search runs.
+    A manifest written before cells were recorded names none."""
+    manifest = read_json(out / MANIFEST)
+    names = manifest.get("cells", [])
+    said = {"todo": "not started", "partial": "started, not finished"}
+    missing = [(name, said[state]) for name in names if (state := status(out / "cells" / name)) in said]
+    if "figure3" in manifest["experiments"] and names and not any(name.startswith("tuned-") for name in names):
+        missing.append(("figure3's tuned cells", "planned once the learning-rate search has finished"))
+    return missing
+
+
+def run_cells(cells: list[Cell], out: Path, dataset: Dataset, log=print) -> list[Cell]:
+    """Train the cells that are not finished, in order; return those it trained."""
+    ran = []
     for index, cell in enumerate(cells, 1):
         folder = out / "cells" / cell.name
         state = status(folder)
@@ -229,6 +276,8 @@ def run_cells(cells: list[Cell], out: Path, dataset: Dataset, log=print) -> None
             write_json(folder / FAILED, {"reason": str(error)})
             log(f"  diverged, recorded as a result: {error}")
         log(f"  {time.perf_counter() - started:.1f} s")
+        ran.append(cell)
+    return ran
 
 
 def reproduce(
@@ -241,39 +290,54 @@ def reproduce(
     command: str,
     retime: bool = False,
     log=print,
+    shard: Shard = WHOLE,
 ) -> list[Cell]:
-    """Run the experiments' cells into OUT/cells (all but the finished ones); with `retime`, first move the
-    finished table cells whose timing ran under contention to OUT/retimed/ so that they run again."""
+    """Run this shard's cells (all of them unless `shard` says otherwise) into OUT/cells, but the finished ones;
+    with `retime`, first move the finished table cells of the shard whose timing ran under contention to
+    OUT/retimed/ so that they run again. Return the shard's cells (with a dry run: the ones it would run)."""
     names = expand(names)
     if quick:
         base, seeds = base.replace(**QUICK), seeds[:1]
     base = base.replace(progress="none")
     manifest = {"experiments": names, "seeds": seeds, "quick": quick, "precision": base.precision}
     check_manifest(out, manifest)
-    cells = plan(names, base, seeds, out)
+    cells = shard_order(plan(names, base, seeds, out))
     for cell in cells:
         check_cell(out / "cells" / cell.name, cell)
+    mine = shard.take(cells)
+    if not shard.whole:
+        origin = f" (from {shard.source})" if shard.source else ""
+        log(f"shard {shard}{origin}: {len(mine)} of the {len(cells)} cells planned so far")
     if dry_run:
-        return cells
+        return mine
     dataset = load(base.data_dir, log=log)
-    out.mkdir(parents=True, exist_ok=True)
-    previous = read_json(out / MANIFEST) if (out / MANIFEST).exists() else {}
-    manifest["experiments"] = list(dict.fromkeys(previous.get("experiments", []) + names))
-    manifest["seeds"] = sorted(set(previous.get("seeds", [])) | set(seeds))
-    manifest["commands"] = list(dict.fromkeys(previous.get("commands", []) + [command]))
-    write_json(out / MANIFEST, manifest)
-    retimed = retime_cells(cells, out) if retime else []
+    update_manifest(out, manifest, command, cells)
+    retimed = retime_cells(mine, out) if retime else []
     for cell in retimed:
         aside = contention.move_aside(out / "cells" / cell.name, out)
         log(f"retiming {cell.name}: its timing ran under CPU contention; the old run is kept in {aside}")
     if retime and not retimed:
         log("--retime: no finished table cell ran under CPU contention; nothing to retime")
-    run_cells(cells, out, dataset, log)
-    if "figure3" in names:  # the search has finished: now the tuned cells exist
-        tuned = [c for c in plan(["figure3"], base, seeds, out) if c.role == "tuned"]
-        run_cells(tuned, out, dataset, log)
-        cells += tuned
-    return cells
+    ran = run_cells(mine, out, dataset, log)
+    if "figure3" in names:  # once the whole search has finished (here or in other shards) the tuned cells exist
+        cells = shard_order(plan(names, base, seeds, out))
+        update_manifest(out, manifest, command, cells)
+        tuned = [c for c in shard.take(cells) if c.role == "tuned"]
+        ran += run_cells(tuned, out, dataset, log)
+        mine = shard.take(cells)
+        if not any(c.role == "tuned" for c in cells):
+            waiting = sum(
+                status(out / "cells" / c.name) not in ("done", "diverged") for c in cells if c.role == "select"
+            )
+            log(
+                f"figure3's tuned cells wait for the learning-rate search ({waiting} search cells of other shards "
+                f"unfinished); run this command again once every shard has finished, and they run then"
+            )
+    if not shard.whole:
+        trained = f": {', '.join(c.name for c in ran)}" if ran else ""
+        before = f" ({len(mine) - len(ran)} had finished before)" if len(ran) < len(mine) else ""
+        log(f"shard {shard} trained {len(ran)} of its {len(mine)} cells{before}{trained}")
+    return mine
 
 
 def retime_cells(cells: list[Cell], out: Path) -> list[Cell]:

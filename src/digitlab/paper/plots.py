@@ -91,3 +91,39 @@ def optimizer_figure(path: Path, title: str, panels: list[tuple[str, dict[str, d
         acc_axis.set(title=f"{panel_title}: test accuracy", xlabel="epoch", ylabel="test accuracy (%)")
         acc_axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     _finish(figure, axes.flatten(), title, path)
+
+
+def compare_figure(path: Path, title: str, runs: list[tuple[str, dict]]) -> None:
+    """`digitlab compare`'s figure: runs on shared axes against epochs. runs: (label, store.runs.curves(run)).
+    Left: the training loss of every step (faint) and its moving average over a tenth of an epoch (bold), with
+    the test (or validation) loss at each epoch's end; right: test (solid) and validation (dashed) accuracy."""
+    figure, (loss_axis, acc_axis) = plt.subplots(1, 2, figsize=(13, 4.8))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for number, (label, series) in enumerate(runs):
+        color = colors[number % len(colors)]
+        if series["step_loss"]:
+            losses = np.array(series["step_loss"], dtype=float)
+            window = max(1, series["steps_per_epoch"] // 10)
+            loss_axis.plot(series["step_epochs"], losses, color=color, alpha=0.2, linewidth=0.7)
+            loss_axis.plot(series["step_epochs"], smooth(losses, window), color=color, linewidth=1.8, label=label)
+        for key, style, what in (("test/loss", "--", "test"), ("val/loss", ":", "val")):
+            points = [(x, y) for x, y in zip(series["epochs"], series[key]) if y is not None]
+            if points:
+                loss_axis.plot(*zip(*points), style, marker="o", color=color, linewidth=1, label=f"{label} ({what})")
+        for key, style, what in (("test/acc", "-", "test"), ("val/acc", "--", "val")):
+            points = [(x, y * 100) for x, y in zip(series["epochs"], series[key]) if y is not None]
+            if points:
+                acc_axis.plot(*zip(*points), style, marker="o", color=color, label=f"{label} ({what})")
+    loss_axis.set(
+        title="Loss: training per step (faint; bold: moving average), test/val per epoch",
+        xlabel="epoch",
+        ylabel="cross-entropy loss (log scale)",
+        yscale="log",
+    )
+    acc_axis.set(title="Accuracy per epoch", xlabel="epoch", ylabel="accuracy (%)")
+    acc_axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for axis, what in ((loss_axis, "loss"), (acc_axis, "accuracy")):
+        if not axis.has_data():  # runs stopped before their first epoch ended
+            axis.text(0.5, 0.5, f"no {what} recorded yet", ha="center", va="center", transform=axis.transAxes)
+            axis.set_yscale("linear")
+    _finish(figure, [axis for axis in (loss_axis, acc_axis) if axis.get_legend_handles_labels()[0]], title, path)

@@ -1,5 +1,7 @@
 """The reproduction report: REPORT.md, figures (PNG), and the numbers as CSV and JSON, built from the
-run directories under OUT/cells alone (so `digitlab report OUT` needs no training)."""
+run directories under OUT/cells alone (so `digitlab report OUT` needs no training, and the cells may come from
+several processes or machines: the shards of an array job). It names the planned cells that have not finished,
+and the machines the cells ran on when they differ."""
 
 from __future__ import annotations
 
@@ -14,9 +16,9 @@ import torch
 
 from digitlab.errors import ConfigError
 from digitlab.paper import contention
-from digitlab.paper.experiments import FAILED, MANIFEST, PAPER_TABLES
+from digitlab.paper.experiments import FAILED, MANIFEST, MANIFEST_LOCK, PAPER_TABLES, unfinished
 from digitlab.paper.sections import figure3_section, key_table, table_section
-from digitlab.store import rundir
+from digitlab.store import lock, rundir
 from digitlab.store.files import read_json, read_rows, write_json
 
 CSV_FIELDS = [
@@ -73,14 +75,20 @@ def collect(out: Path) -> list[dict]:
 
 
 def build(out: Path) -> Path:
-    """Write OUT/REPORT.md, OUT/figures/*.png, OUT/results.csv and OUT/results.json; return the report's path."""
+    """Write OUT/REPORT.md, OUT/figures/*.png, OUT/results.csv and OUT/results.json; return the report's path.
+    Under the manifest's lock: two shards finishing the grid at once build it one after the other."""
     out = Path(out)
     records = collect(out)
+    with lock.waiting(out / MANIFEST_LOCK):
+        return _build(out, records)
+
+
+def _build(out: Path, records: list[dict]) -> Path:
     manifest = read_json(out / MANIFEST)
     figures = out / "figures"
     figures.mkdir(exist_ok=True)
     paper = paper_tables()
-    lines, summaries, sections = header(manifest, records), {}, []
+    lines, summaries, sections = header(manifest, records, unfinished(out)), {}, []
     for name in ("table2", "table3", "table4"):
         if name in manifest["experiments"]:
             section, summaries[name] = table_section(name, records, paper, figures)
@@ -144,7 +152,24 @@ def experiment_of(record: dict) -> str:
     )
 
 
-def header(manifest: dict, records: list[dict]) -> list[str]:
+def machines(records: list[dict]) -> str:
+    """The machines the cells ran on (device, threads, torch), with how many cells each when they differ."""
+    counts: dict[str, int] = {}
+    for record in records:
+        env = record["env"]
+        name = (
+            f"{env.get('device_name', platform.processor())}, {env.get('threads', '?')} threads, "
+            f"torch {env.get('torch', torch.__version__)}, Python {env.get('python', platform.python_version())}"
+        )
+        counts[name] = counts.get(name, 0) + 1
+    if len(counts) <= 1:
+        return "- Machine: " + next(iter(counts), f"{platform.processor()}, torch {torch.__version__}")
+    return "- Machines (the cells ran on several; seconds from different machines do not compare): " + "; ".join(
+        f"{name} ({count} cells)" for name, count in counts.items()
+    )
+
+
+def header(manifest: dict, records: list[dict], missing: list[tuple[str, str]] = ()) -> list[str]:
     lines = []
     if manifest["quick"]:
         lines.append(
@@ -152,21 +177,28 @@ def header(manifest: dict, records: list[dict]) -> list[str]:
             "comparable to the paper.**"
         )
         lines.append("")
-    env = next((r["env"] for r in records), {})
     seconds = sum(row["train/seconds"] + row["eval/seconds"] for r in records for row in r["epochs"])
     finished = sum(r["finished"] or r["diverged"] for r in records)
+    started = f"{len(records)} started"
+    cells = f"of {len(manifest['cells'])} planned, {started}" if manifest.get("cells") else f"of {started}"
     lines += [
         "# Reproduction of Su (2018), Tables 2-4 and Figure 3",
         "",
         "- Made by: " + "; then ".join(f"`{command}`" for command in manifest.get("commands", [])),
         f"- Precision: {manifest['precision']}; seeds: {', '.join(map(str, manifest['seeds']))}",
-        f"- Machine: {env.get('device_name', platform.processor())}, {env.get('threads', '?')} threads, "
-        f"torch {env.get('torch', torch.__version__)}, Python {env.get('python', platform.python_version())}",
-        f"- Cells: {finished} finished of {len(records)} started; training + evaluation time recorded in "
-        f"them: {seconds / 60:.1f} min",
+        machines(records),
+        f"- Cells: {finished} finished {cells}; training + evaluation time recorded in them: {seconds / 60:.1f} min",
         "- `blstm-paper` is the paper's head (`out[:, -1, :]`); it skips the 27 reverse steps of the top layer "
         "that this head never reads (same outputs and gradients), so it runs faster than the paper's code "
         "would. `blstm-final` classifies from both directions' final states and runs the whole BLSTM.",
         "",
     ]
+    if missing:
+        lines += [
+            f"**Incomplete: {len(missing)} planned cells have not finished** (still running, e.g. in another "
+            f"shard, stopped, or not started); the tables below leave them out:",
+            "",
+            *(f"- `{name}`: {state}" for name, state in missing),
+            "",
+        ]
     return lines

@@ -11,6 +11,9 @@ A second process is refused at once, before it reads or writes anything else of 
 RunError naming the holder's pid. `fit()` holds the lock around a whole run (new or resumed); under
 torchrun, rank 0 holds it, as rank 0 alone writes the run directory. On a network file system the lock
 works as far as the file system supports locks (Linux NFS emulates flock with byte-range locks).
+
+`waiting(path)` is the blocking kind, for a file that several processes update in turn (a reproduction's
+manifest, written by every shard): it waits for the holder instead of refusing.
 """
 
 from __future__ import annotations
@@ -65,6 +68,27 @@ def holding(run_dir: Path):
             os.pwrite(handle, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
         except OSError as error:
             raise RunError(f"cannot write {run_dir / LOCK}: {error.strerror or error}") from None
+        yield
+    finally:
+        os.close(handle)  # releases the lock
+
+
+@contextlib.contextmanager
+def waiting(path: Path):
+    """Hold an exclusive lock on the file `path` while the block runs, waiting for the current holder first:
+    for the short read-modify-write of a file that several processes share (a reproduction's manifest, which
+    every shard of an array job updates). The file is made if missing and stays, as for `holding`."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as error:
+        raise RunError(f"cannot write {path}: {error.strerror or error}") from None
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError as error:  # e.g. a network file system without locks
+            raise RunError(f"cannot lock {path}: {error.strerror or error}") from None
         yield
     finally:
         os.close(handle)  # releases the lock

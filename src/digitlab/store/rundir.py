@@ -1,6 +1,7 @@
 """The run directory: config.json, env.json, metrics.jsonl (per epoch), steps.jsonl (per step),
-evaluations.jsonl (every validation evaluation), checkpoints/ and checkpoints.jsonl, and once the run has
-finished, model.safetensors (with --ema-decay also model-ema.safetensors) and result.json (written last).
+evaluations.jsonl (every validation evaluation), checkpoints/ and checkpoints.jsonl, tensorboard/ (the same
+rows as TensorBoard event files, where the tensorboard package is installed: store.events), and once the run
+has finished, model.safetensors (with --ema-decay also model-ema.safetensors) and result.json (written last).
 
 A directory without result.json is an unfinished run: commands that need a finished one refuse it,
 and `train --resume` continues it. While a process trains in it, that process holds the folder's lock
@@ -29,6 +30,7 @@ CHECKPOINTS = "checkpoints"  # folder of step-*.safetensors (store.checkpoint)
 WEIGHTS = "model.safetensors"  # the finished model, with its image shape and classes as metadata
 AVERAGE_WEIGHTS = "model-ema.safetensors"  # its weights' moving average (--ema-decay), the same metadata
 RESULT = "result.json"  # written last: its presence marks the run finished
+TENSORBOARD = "tensorboard"  # TensorBoard event files of the rows above (store.events), when the package is installed
 
 
 def default_run_dir(config: TrainConfig) -> Path:

@@ -19,7 +19,7 @@ from digitlab.data.batching import num_batches
 from digitlab.data.dataset import Dataset, load, normalize, prepare
 from digitlab.errors import TrainingError
 from digitlab.perf.machine import environment, peak_rss_mb
-from digitlab.store import lock, rundir
+from digitlab.store import events, lock, rundir
 from digitlab.store.checkpoint import state_sha256
 from digitlab.store.files import append_rows, read_rows, write_json
 from digitlab.store.resume import stop_requests
@@ -39,6 +39,10 @@ from digitlab.training.session import Position, Session, build_session, resolve_
 # Called on every process after each epoch with that epoch's metrics row; returning True asks the run
 # to stop there and finish (time-to-target, search pruning). Under torchrun, one process asking is enough.
 EpochHook = Callable[[dict], bool]
+# Called on every process with each validation evaluation as evaluations.jsonl records it (every --eval-every
+# steps and at epoch ends: epoch as a fraction, training seconds so far, val/*); returning True asks the run to
+# stop there and finish (a search's pruner, a time budget). Under torchrun, one process asking is enough.
+EvaluationHook = Callable[[dict], bool]
 
 
 def splits_on_device(data: Dataset, device: torch.device) -> Splits:
@@ -58,6 +62,7 @@ def fit(
     resuming: bool = False,
     log=print,
     on_epoch: EpochHook | None = None,
+    on_evaluation: EvaluationHook | None = None,
 ) -> Path:
     """Train per `config` (continuing its run directory when `resuming`); return the finished run directory."""
     config.validate()
@@ -68,7 +73,8 @@ def fit(
     distributed.init(context, device)
     try:
         with contextlib.ExitStack() as hold:  # the run directory's lock, taken by _run once the folder is known
-            run_dir = _run(config, dataset, resuming, log, on_epoch, context, device, hold)
+            hooks = (on_epoch, on_evaluation)
+            run_dir = _run(config, dataset, resuming, log, hooks, context, device, hold)
     except TrainingError:  # a divergence or a stop: every rank raises it at the same step
         distributed.shutdown(context, together=True)
         raise
@@ -79,7 +85,7 @@ def fit(
     return run_dir
 
 
-def _run(config, dataset, resuming, log, on_epoch, context, device, hold: contextlib.ExitStack) -> Path:
+def _run(config, dataset, resuming, log, hooks, context, device, hold: contextlib.ExitStack) -> Path:
     if dataset is None:
         with distributed.main_first(context):  # rank 0 fetches into the cache; the others then read it
             dataset = load(config.data_dir, log=log, expect=config.dataset)
@@ -110,6 +116,10 @@ def _run(config, dataset, resuming, log, on_epoch, context, device, hold: contex
     initial_weights = state_sha256(session.model)  # before any restore: the seed alone decides it
     position = (checkpointing.restore(session, log) if resuming else None) or Position()
     splits = splits_on_device(data, device)
+    if context.is_main:  # TensorBoard event files, where the package is installed (store.events)
+        total_steps = num_batches(len(splits.train_images), config.batch_size) * config.epochs
+        opened = events.opened(session.run_dir, config, position.global_step, total_steps, log)
+        session.events = hold.enter_context(opened)
     if position.epoch == 0 and position.step == 0:
         log(
             f"training {config.model} with {config.optimizer} (lr {config.lr:g}, batch {config.batch_size}, "
@@ -118,12 +128,14 @@ def _run(config, dataset, resuming, log, on_epoch, context, device, hold: contex
             f"{torch.get_num_threads()} threads, data from {data.source} ({data.title})"
         )
     target = TimeToTarget(config.target_acc) if config.target_acc else None
-    stopped_early = _epochs(session, splits, position, log, on_epoch, target)
+    stopped_early = _epochs(session, splits, position, log, hooks, target)
 
     rows = read_rows(session.run_dir / rundir.METRICS) if context.is_main else []
-    test = final_test(session, splits, rows[-1] if rows else {})
+    test = final_test(session, splits, rows[-1] if rows else {}) if config.test_eval != "none" else {}
     if config.test_eval == "final":
         log("test (evaluated once, now the run has ended): " + ", ".join(f"{k} {v:.4f}" for k, v in test.items()))
+        if session.events is not None:
+            session.events.test(test, rows[-1]["global_step"] if rows else 0)
     if context.is_main:
         info = {
             "model": config.model, "image_shape": list(data.image_shape), "num_classes": data.num_classes,
@@ -144,10 +156,11 @@ def _run(config, dataset, resuming, log, on_epoch, context, device, hold: contex
 
 
 def _epochs(
-    session: Session, splits: Splits, position: Position, log, on_epoch: EpochHook | None, target: TimeToTarget | None
+    session: Session, splits: Splits, position: Position, log, hooks: tuple, target: TimeToTarget | None
 ) -> bool:
-    """Train epoch after epoch to config.epochs; return True when the epoch hook or the target stopped it sooner."""
+    """Train epoch after epoch to config.epochs; return True when a hook or the target stopped it sooner."""
     config, context, device = session.config, session.context, session.device
+    on_epoch, on_evaluation = hooks
     steps = num_batches(len(splits.train_images), config.batch_size)
     # Timed apart, so that the first epoch of this process is as comparable as the others.
     setup_seconds = None
@@ -160,14 +173,23 @@ def _epochs(
     )  # fmt: skip
     table.header()
 
+    why = [""]  # what an evaluation that stopped the run found
+
     def record(evaluation: dict) -> bool:
-        """Write a validation evaluation (mid-epoch or the epoch's); True when it reaches the target."""
+        """Write a validation evaluation (mid-epoch or the epoch's); True when it reaches the target or the
+        evaluation hook asks to stop."""
         if context.is_main:
             append_rows(session.run_dir / rundir.EVALUATIONS, [evaluation])
-        return target is not None and target.check(session, evaluation, log)
+        if session.events is not None:
+            session.events.evaluation(evaluation)
+        reached = target is not None and target.check(session, evaluation, log)
+        asked = on_evaluation is not None and bool(on_evaluation(evaluation))
+        if reached or asked:
+            why[0] = "the target was reached" if reached else "the evaluation hook asked to"
+        return reached or asked
 
-    def probe(position: Position) -> bool:  # --eval-every, inside the epoch
-        return record(validation_row(session, splits, position, steps))
+    def probe(position: Position) -> bool:  # --eval-every, inside the epoch; every rank stops at the same step
+        return distributed.any_rank([record(validation_row(session, splits, position, steps))], context, device)[0]
 
     if not (config.eval_every and splits.val_images is not None):
         probe = None
@@ -176,27 +198,30 @@ def _epochs(
             mode = config.progress if context.is_main else "none"
             with progress_bar(steps, position.step, f"epoch {position.epoch + 1}/{config.epochs}", mode) as bar:
                 train_epoch(session, splits.train_images, splits.train_labels, position, bar, probe)
-            cut = position.step < steps  # the target was reached mid-epoch
+            cut = position.step < steps  # a mid-epoch evaluation stopped the run (the target or its hook)
             row = epoch_row(session, splits, position, with_test=config.test_eval == "every-epoch")
             if setup_seconds is not None:  # in the row of this process's first epoch
                 row["setup/seconds"], setup_seconds = setup_seconds, None
             if context.is_main:
                 append_rows(session.run_dir / rundir.METRICS, [row])
+            if session.events is not None:
+                session.events.epoch(row)
             table.row(row)
-            reached = cut
+            evaluation_stop = cut
             if not cut and splits.val_images is not None:
-                reached = record(epoch_evaluation(row, position))
+                evaluation_stop = record(epoch_evaluation(row, position))
             position = Position(
                 epoch=position.epoch + 1, global_step=position.global_step, last_finite_loss=position.last_finite_loss,
                 run_seconds=position.run_seconds + position.epoch_seconds,
             )  # fmt: skip
             checkpointing.save(session, position)
             asked = bool(on_epoch(row)) if on_epoch is not None else False
-            stop, hook_stop = distributed.any_rank([bool(session.stop_signals), asked or reached], context, device)
+            stop, hook_stop = distributed.any_rank(
+                [bool(session.stop_signals), asked or evaluation_stop], context, device
+            )
             if hook_stop and (position.epoch < config.epochs or cut):
                 log(
-                    f"stopping after epoch {position.epoch}: "
-                    + ("the target was reached" if reached else "the epoch hook asked to")
+                    f"stopping after epoch {position.epoch}: {why[0] if evaluation_stop else 'the epoch hook asked to'}"
                 )
                 return True
             if stop and position.epoch < config.epochs:  # after the last epoch, finishing is quicker

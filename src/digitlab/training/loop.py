@@ -191,6 +191,8 @@ def record_steps(session: Session, position: Position, losses: torch.Tensor, fir
             for i, value in enumerate(taken)
         ]
         append_rows(session.run_dir / rundir.STEPS, rows)
+        if session.events is not None:
+            session.events.steps(rows)
     return taken
 
 

@@ -18,6 +18,7 @@ from digitlab.errors import ConfigError
 from digitlab.models import build_from_config, uses_batch_statistics
 from digitlab.optim import OPTIMIZERS
 from digitlab.store import rundir
+from digitlab.store.events import EventLog
 from digitlab.training import distributed
 from digitlab.training.device import micro_batch, resolve_precision, seed_everything
 from digitlab.training.ema import WeightAverage
@@ -56,6 +57,7 @@ class Session:
     loss_limit: float = math.inf  # a step whose loss is above this has diverged (config.divergence_factor)
     stop_signals: list = field(default_factory=list)  # names of signals received (store.resume.stop_requests)
     average: WeightAverage | None = None  # the weights' moving average (config.ema_decay), else None
+    events: EventLog | None = None  # TensorBoard event files (store.events), rank 0 only, when written at all
 
 
 def resolve_config(

@@ -1,0 +1,328 @@
+"""A person's own picture of a digit, brought to the form of an MNIST digit as MNIST itself was made.
+
+LeCun's MNIST took NIST's scanned digits, scaled each to fit a 20x20 box keeping its aspect ratio (anti-
+aliased, so the edges became grey), and placed it in a 28x28 field so that its centre of mass lands at the
+centre: a light digit on black, its strokes some 2-3 pixels wide. A model trained on MNIST has only seen
+that, so a photo, a scan or a drawing is put into the same form before it is classified: the ink is found
+(dark on light paper or light on dark, or the opaque part of a transparent picture), the paper's level and
+its noise are taken away, the strokes are stretched to full brightness, cropped, brought to MNIST's stroke
+width, scaled into 20x20 and centred by mass.
+
+decode() refuses what cannot be a picture of a digit with one line naming the file (ImageError and its
+subclasses carry the HTTP status a server answers with): an empty file, one that is no image, a truncated
+one, a format Pillow cannot read, an image too large to decode safely (a decompression bomb is refused from
+its header, before its pixels are decompressed), one too small to hold a digit; to_mnist() refuses a page
+with no ink.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+from scipy import ndimage
+
+from digitlab.errors import DigitlabError
+
+# 50 megapixels: larger than any phone camera's photo (a 48 MP sensor writes 8000x6000), yet bounded: a
+# greyscale float copy of it is 200 MB. A PNG of 20000x20000 one-bit pixels compresses to some 60 kB.
+MAX_PIXELS = 50_000_000
+MAX_FILE_BYTES = 100_000_000  # an image file larger than this is not read at all
+SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")  # a folder's files taken as images
+MIN_SIDE = 8  # pixels: anything smaller cannot show a digit's shape
+MNIST_SIDE = SIZE = 28  # the field an MNIST digit lies in
+BOX_SIDE = 20  # the box the digit is scaled to fit, keeping its aspect ratio
+CENTRE = 14.0  # where MNIST's centres of mass lie (row and column index; measured: 13.99, 14.00 on the test set)
+LARGEST_SIDE = 2048  # larger pictures are first reduced (area average): no digit needs more
+WORK_SCALE = 8  # strokes are measured and mended with the digit at 8x its final size (160 px for the 20-px box)
+# MNIST's stroke width in final pixels: its digits, upscaled 8x and cut at half brightness, give a median of
+# 2.5 px (2 * area / outline length); strokes thinner or thicker than WIDTH_RANGE are brought to STROKE_WIDTH.
+STROKE_WIDTH = 2.5
+WIDTH_RANGE = (1.8, 3.6)
+MIN_CONTRAST = 0.1  # of the full range: a fainter difference from the paper is no ink
+NOISE_SIGMAS = 4  # ink must stand out from the paper by this many standard deviations of its noise
+SPECK_SHARE = 0.02  # marks with less than this share of the ink (dust, a paper fibre) are dropped
+BORDER_SHARE = 0.05  # the frame whose median is the paper's level: 5% of each side, at least one pixel
+# Formats Pillow cannot read, by their first bytes, so that the message says what the file is.
+KNOWN_UNREADABLE = [
+    (b"%PDF", "a PDF document"),
+    (b"<svg", "an SVG drawing"),
+    (b"<?xml", "an XML document (an SVG drawing?)"),
+]
+HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis")
+
+
+class ImageError(DigitlabError):
+    """A file that cannot be used as a picture of a digit; the message names the file (HTTP 400)."""
+
+
+class ImageTooLarge(ImageError):
+    """An image with more pixels than MAX_PIXELS, a possible decompression bomb (HTTP 413)."""
+
+    http_status = 413
+
+
+class UnreadableFormat(ImageError):
+    """An image in a format Pillow cannot decode (HTTP 415)."""
+
+    http_status = 415
+
+
+def load_file(path: str | Path) -> Image.Image:
+    """decode() of a file's bytes, or of standard input's for "-"; ImageError, one line, if it cannot be read."""
+    name = str(path)
+    if name == "-":
+        data = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise ImageTooLarge(f"-: standard input holds over {MAX_FILE_BYTES:,} bytes, the limit for an image")
+        return decode(data, name)
+    path = Path(path)
+    if not path.exists():
+        raise ImageError(f"{name}: no such file; pass an image file, a folder of them or a pattern such as '*.png'")
+    if path.is_dir():
+        raise ImageError(f"{name}: a folder without image files ({', '.join(SUFFIXES)}); pass image files")
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ImageTooLarge(f"{name}: the file is {size:,} bytes, over the limit of {MAX_FILE_BYTES:,}")
+        data = path.read_bytes()
+    except OSError as error:
+        raise ImageError(f"{name}: cannot be read ({error.strerror or error}); check its permissions") from None
+    return decode(data, name)
+
+
+def decode(data: bytes, name: str) -> Image.Image:
+    """The picture in `data` (a file's bytes), loaded: the first frame of an animation, turned upright as its
+    EXIF orientation says. Refuses, with one line naming `name`, what cannot be a picture of a digit."""
+    if not data:
+        raise ImageError(f"{name}: the file is empty; pass an image file (PNG, JPEG, ...)")
+    try:
+        image = Image.open(io.BytesIO(data))  # lazy: reads the header only
+    except UnidentifiedImageError:
+        raise _unidentified(data, name) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageTooLarge(f"{name}: {_first_line(error)}; pass an image under {MAX_PIXELS:,} pixels") from None
+    except (OSError, SyntaxError, ValueError) as error:  # a header that Pillow recognised but could not parse
+        raise ImageError(f"{name}: the image is damaged ({_first_line(error)}); save it again as PNG or JPEG") from None
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        raise ImageTooLarge(
+            f"{name}: the image is {width}x{height} pixels, over the limit of {MAX_PIXELS:,} pixels (a possible "
+            f"decompression bomb); scale it down below that"
+        )
+    if min(width, height) < MIN_SIDE:
+        raise ImageError(
+            f"{name}: the image is only {width}x{height} pixels, too small to hold a digit; pass one of at least "
+            f"{MIN_SIDE}x{MIN_SIDE}"
+        )
+    try:
+        image.load()  # the first frame of a GIF, an animated PNG or WebP, a multi-page TIFF
+        image = ImageOps.exif_transpose(image) or image
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageTooLarge(f"{name}: {_first_line(error)}; pass an image under {MAX_PIXELS:,} pixels") from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, MemoryError) as error:
+        reason = _first_line(error)
+        if "truncated" in reason or isinstance(error, EOFError):
+            raise ImageError(f"{name}: the file is truncated ({reason}); copy or save it again") from None
+        if "decoder" in reason or "not supported" in reason or "unsupported" in reason.lower():
+            raise UnreadableFormat(
+                f"{name}: Pillow cannot decode this {image.format} image ({reason}); save it as PNG or JPEG"
+            ) from None
+        raise ImageError(
+            f"{name}: the {image.format} image is damaged ({reason}); save it again as PNG or JPEG"
+        ) from None
+    return image
+
+
+def _unidentified(data: bytes, name: str) -> ImageError:
+    """The error for bytes in which Pillow recognises no image format: a known format it cannot read (415),
+    or something that is no image at all (400)."""
+    head = data[:64].lstrip()
+    for magic, what in KNOWN_UNREADABLE:
+        if head.startswith(magic):
+            return UnreadableFormat(f"{name}: the file is {what}, which digitlab cannot read; save it as PNG or JPEG")
+    if data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS:
+        return UnreadableFormat(
+            f"{name}: the file is a HEIF/AVIF image ({data[8:12].decode()}), which this Pillow cannot read; "
+            f"save it as PNG or JPEG"
+        )
+    return ImageError(
+        f"{name}: the file is not an image (no image format recognised in it); pass a PNG, JPEG, BMP, GIF, TIFF "
+        f"or WebP file"
+    )
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return (text.splitlines()[0] if text else type(error).__name__)[:200]
+
+
+def to_mnist(image: Image.Image, name: str) -> np.ndarray:
+    """The digit in `image` as MNIST shows one: uint8 (28, 28), a light digit on black, scaled to fit 20x20
+    and centred by mass. ImageError, naming `name`, if no ink stands out from the paper."""
+    ink = ink_plane(image, name)
+    digit = _crop(ink)
+    digit = _at_work_scale(digit)
+    digit = _normalise_strokes(digit)
+    return _place(_fit_box(digit))
+
+
+def ink_plane(image: Image.Image, name: str) -> np.ndarray:
+    """float32 (H, W) in 0..1: how much ink each pixel holds, the paper at 0 and the strong strokes at 1,
+    noise and specks taken away. ImageError if there is no ink."""
+    grey, alpha = _planes(image)
+    if alpha is not None:
+        grey = _composite(grey, alpha)
+    border = _border(grey)
+    paper = float(np.median(border))
+    smooth = ndimage.uniform_filter(grey, 3, mode="nearest")  # a lone noisy pixel does not decide the polarity
+    dark, light = paper - float(smooth.min()), float(smooth.max()) - paper
+    ink = np.clip(paper - grey if dark > light else grey - paper, 0, None)  # dark ink on light paper is inverted
+    contrast = max(dark, light)
+    if contrast < MIN_CONTRAST:
+        raise ImageError(
+            f"{name}: no ink found (the darkest and lightest parts differ from the paper by {contrast:.0%} at "
+            f"most); pass a picture of a digit, drawn dark on light or light on dark"
+        )
+    # the paper's noise from the frame's median absolute deviation: ink reaching into the frame does not count
+    noise = 1.4826 * float(np.median(np.abs(border - paper)))
+    threshold = max(NOISE_SIGMAS * noise, 0.25 * contrast)
+    marks, count = ndimage.label(ink > threshold, structure=np.ones((3, 3)))
+    if count == 0:
+        raise ImageError(f"{name}: no ink found; pass a picture of a digit, drawn dark on light or light on dark")
+    mass = ndimage.sum_labels(ink, marks, index=np.arange(1, count + 1))
+    kept = np.flatnonzero(mass >= SPECK_SHARE * mass.sum()) + 1
+    keep = np.isin(marks, kept)
+    strong = float(np.percentile(ink[keep], 90))
+    near = ndimage.binary_dilation(keep, iterations=2)  # the soft edges around the kept strokes
+    return np.where(near, np.clip((ink - threshold) / max(strong - threshold, 1e-6), 0, 1), 0).astype(np.float32)
+
+
+def _planes(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """(grey, alpha or None), float32 in 0..1, from an image of any mode; a huge one reduced by area first."""
+    if max(image.size) > LARGEST_SIDE:
+        image = _reduced(image)
+    mode = image.mode
+    if mode.startswith("I") or mode == "F":
+        values = np.asarray(image, dtype=np.float32)
+        top = float(values.max()) if values.size else 0.0
+        scale = 65535.0 if mode.startswith("I;16") or top > 255 else 1.0 if mode == "F" and top <= 1 else 255.0
+        return np.clip(values / scale, 0, 1), None
+    if mode in ("P", "PA", "La", "RGBa") or "transparency" in image.info:  # palette, premultiplied, a tRNS colour
+        image = image.convert("RGBA")
+    grey = np.asarray(image.convert("L"), dtype=np.float32) / 255
+    alpha = np.asarray(image.getchannel("A"), dtype=np.float32) / 255 if "A" in image.getbands() else None
+    return grey, alpha
+
+
+def _reduced(image: Image.Image) -> Image.Image:
+    """`image` with its longer side at most LARGEST_SIDE, each new pixel the mean of a block of old ones."""
+    factor = math.ceil(max(image.size) / LARGEST_SIDE)
+    if image.mode not in ("L", "LA", "RGB", "RGBA", "I", "F"):
+        image = image.convert("RGBA" if ("A" in image.getbands() or "transparency" in image.info) else "RGB")
+    return image.reduce(factor)
+
+
+def _composite(grey: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """A picture with transparency laid on paper that contrasts with its strokes. Where the background is
+    transparent (the frame mostly so), the opaque strokes are the ink: dark strokes go on white, light ones
+    on black, so that the ink is the alpha. Otherwise the picture is laid on white, as a viewer shows it."""
+    if float(np.median(_border(alpha))) < 0.5:
+        opaque = alpha > 0.5
+        stroke = float(grey[opaque].mean()) if opaque.any() else 0.0
+        paper = 1.0 if stroke < 0.5 else 0.0
+    else:
+        paper = 1.0
+    return alpha * grey + (1 - alpha) * paper
+
+
+def _border(plane: np.ndarray) -> np.ndarray:
+    """The pixels of the frame BORDER_SHARE wide around `plane`."""
+    height, width = plane.shape
+    dy, dx = max(1, round(height * BORDER_SHARE)), max(1, round(width * BORDER_SHARE))
+    return np.concatenate([plane[:dy].ravel(), plane[-dy:].ravel(), plane[:, :dx].ravel(), plane[:, -dx:].ravel()])
+
+
+def _crop(ink: np.ndarray) -> np.ndarray:
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def _resize(plane: np.ndarray, height: int, width: int) -> np.ndarray:
+    """`plane` resized, anti-aliased (Pillow's filters widen with the reduction, so no stroke is skipped)."""
+    if plane.shape == (height, width):
+        return plane
+    smaller = height < plane.shape[0] or width < plane.shape[1]
+    method = Image.Resampling.BOX if smaller else Image.Resampling.BILINEAR
+    resized = Image.fromarray(plane.astype(np.float32), mode="F").resize((width, height), method)
+    return np.clip(np.asarray(resized, dtype=np.float32), 0, 1)
+
+
+def _fitted(shape: tuple[int, int], side: int) -> tuple[int, int]:
+    """(height, width) of `shape` scaled so that its longer side is `side`, its aspect ratio kept."""
+    height, width = shape
+    scale = side / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def _at_work_scale(digit: np.ndarray) -> np.ndarray:
+    """The cropped digit at WORK_SCALE times its final size, its strong strokes stretched back to 1 (a thin
+    stroke on a large canvas is faint once averaged down)."""
+    digit = _resize(digit, *_fitted(digit.shape, BOX_SIDE * WORK_SCALE))
+    strong = float(np.percentile(digit[digit > 0.05], 90)) if (digit > 0.05).any() else float(digit.max())
+    return np.clip(digit / max(strong, 1e-6), 0, 1)
+
+
+def stroke_width(digit: np.ndarray) -> float:
+    """The strokes' mean width in pixels of `digit`: twice the area over the outline's length, at half
+    brightness (a stroke of width w and length L has area w L and an outline 2 L long)."""
+    mask = digit > 0.5
+    outline = mask & ~ndimage.binary_erosion(mask)
+    return 2 * float(mask.sum()) / max(float(outline.sum()), 1.0)
+
+
+def _normalise_strokes(digit: np.ndarray) -> np.ndarray:
+    """Strokes outside WIDTH_RANGE brought to STROKE_WIDTH (in final pixels) by a grey dilation or erosion
+    with a disc, so that a fine pen on a big page and a thick marker both look like MNIST's strokes."""
+    width = stroke_width(digit) / WORK_SCALE
+    low, high = WIDTH_RANGE
+    if low <= width <= high:
+        return digit
+    radius = round(abs(STROKE_WIDTH - width) * WORK_SCALE / 2)
+    if radius == 0:
+        return digit
+    disc = _disc(radius)
+    if width < low:
+        padded = np.pad(digit, radius)  # dilation widens the digit: room for it, cropped again below
+        return _crop(ndimage.grey_dilation(padded, footprint=disc))
+    thinner = ndimage.grey_erosion(digit, footprint=disc)
+    if (thinner > 0.5).sum() < 0.25 * (digit > 0.5).sum():  # a blob, not strokes: eroding would erase it
+        return digit
+    return _crop(thinner) if thinner.any() else digit
+
+
+def _disc(radius: int) -> np.ndarray:
+    y, x = np.ogrid[-radius : radius + 1, -radius : radius + 1]
+    return x * x + y * y <= radius * radius + radius  # a round disc, not a diamond, for small radii too
+
+
+def _fit_box(digit: np.ndarray) -> np.ndarray:
+    """The digit scaled to fit BOX_SIDE x BOX_SIDE, its aspect ratio kept, its strokes at full brightness."""
+    digit = _resize(digit, *_fitted(digit.shape, BOX_SIDE))
+    top = float(digit.max())
+    return digit / top if top > 0 else digit
+
+
+def _place(digit: np.ndarray) -> np.ndarray:
+    """`digit` in a 28x28 field, shifted so that its centre of mass lands at CENTRE, as LeCun placed MNIST's."""
+    height, width = digit.shape
+    cy, cx = ndimage.center_of_mass(digit)
+    top = min(max(round(CENTRE - cy), 0), MNIST_SIDE - height)
+    left = min(max(round(CENTRE - cx), 0), MNIST_SIDE - width)
+    field = np.zeros((MNIST_SIDE, MNIST_SIDE), dtype=np.float32)
+    field[top : top + height, left : left + width] = digit
+    return np.round(field * 255).astype(np.uint8)

@@ -1,0 +1,124 @@
+"""The draw-a-digit page in a real browser: `python -m digitlab serve` in a subprocess, Debian's chromium
+driven through Playwright draws a 7 with the mouse, presses Recognise, and reads the answer.
+
+It needs /usr/bin/chromium (`apt-get install chromium`; .ci/run installs it) and is skipped without it:
+Playwright's own browser download cannot work on machines without internet.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SEVEN = [(70, 60), (210, 60), (120, 230)]  # on the 280x280 pad: the top bar, then the stem down to the left
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no {CHROMIUM}: apt-get install chromium (.ci/run does)"),
+]
+
+
+@pytest.fixture
+def server(tmp_path):
+    """The base URL of `python -m digitlab serve --port 0` (a free port, which it prints) with the default model."""
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "digitlab", "serve", "--port", "0"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=os.environ | {"PYTHONUNBUFFERED": "1"},
+        )
+    try:
+        url = wait_until_healthy(process, log, timeout=60)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def wait_until_healthy(process: subprocess.Popen, log: Path, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"digitlab serve exited with {process.returncode}:\n{log.read_text()}")
+        found = re.search(r" at (http://\S+/) ", log.read_text())
+        if found:
+            try:
+                with urllib.request.urlopen(found.group(1) + "health", timeout=2) as response:
+                    if response.status == 200:
+                        return found.group(1)
+            except OSError:
+                pass
+        time.sleep(0.1)
+    pytest.fail(f"digitlab serve did not answer /health within {timeout} s:\n{log.read_text()}")
+
+
+def test_a_digit_drawn_with_the_mouse_is_recognised(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 800, "height": 640})
+            requests = []
+            page.on("request", lambda request: requests.append(request.url))
+            page.goto(server)
+
+            page.click("#recognise")  # nothing drawn yet: the page asks for a digit, the server is not asked
+            assert page.text_content("#status") == "Draw a digit first."
+
+            box = page.locator("#pad").bounding_box()
+            page.mouse.move(box["x"] + SEVEN[0][0], box["y"] + SEVEN[0][1])
+            page.mouse.down()
+            for x, y in SEVEN[1:]:
+                page.mouse.move(box["x"] + x, box["y"] + y, steps=12)
+            page.mouse.up()
+            page.click("#recognise")
+
+            page.wait_for_function(
+                "document.querySelectorAll('#bars .bar').length === 10 && "
+                "document.getElementById('seen').dataset.drawn === 'yes'",
+                timeout=10_000,
+            )
+            assert page.text_content("#digit") == "7"
+            assert re.fullmatch(r"\d+\.\d% sure", page.text_content("#confidence"))
+            assert page.locator("#bars .bar.best .bar-label").text_content() == "7"
+            # the 28x28 image the model saw, drawn scaled up: some of its pixels are light
+            light = page.evaluate(
+                "() => { const c = document.getElementById('seen');"
+                " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+                " let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] > 128) n++; return n; }"
+            )
+            assert light > 100
+            assert page.text_content("#model")  # /health's model source
+            assert page.text_content("#status") == ""
+
+            page.click("#clear")
+            page.click("#recognise")
+            assert page.text_content("#status") == "Draw a digit first."
+            assert all(url.startswith(server) for url in requests), requests  # its own server only
+        finally:
+            browser.close()
