@@ -77,7 +77,9 @@ def configure(config: TrainConfig, context: Context) -> None:
     torch.set_num_threads(config.threads or max(1, physical_cores() // context.local_world_size))
     if config.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS is deterministic only with it
-    torch.use_deterministic_algorithms(config.deterministic)
+    # Setting it imports torch._dynamo (about 2 s per process): only when it changes.
+    if torch.are_deterministic_algorithms_enabled() != config.deterministic:
+        torch.use_deterministic_algorithms(config.deterministic)
     torch.backends.cudnn.deterministic = config.deterministic
     torch.backends.cudnn.benchmark = False
 
