@@ -206,3 +206,20 @@ def test_a_model_for_other_image_sizes_is_refused_at_start(classifier, monkeypat
 
     with pytest.raises(ConfigError, match="12x16"):
         create_app(Other())
+
+
+def test_an_onnx_model_serves_the_same_digits(client, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from digitlab.inference.classifier import DEFAULT_MODEL
+    from digitlab.inference.export import export_onnx
+
+    exported = export_onnx(DEFAULT_MODEL, tmp_path / "default.onnx")["path"]
+    files = [
+        ("files", (f"{name}.png", drawn_digit(strokes), "image/png")) for name, strokes in (("1", ONE), ("7", SEVEN))
+    ]
+    with TestClient(create_app(open_classifier(str(exported)))) as onnx_client:
+        from_onnx = onnx_client.post("/predict", files=files).json()["predictions"]
+    from_torch = client.post("/predict", files=files).json()["predictions"]
+    assert [p["digit"] for p in from_onnx] == [p["digit"] for p in from_torch] == [1, 7]
+    for onnx_answer, torch_answer in zip(from_onnx, from_torch):
+        assert onnx_answer["probabilities"] == pytest.approx(torch_answer["probabilities"], abs=1e-5)
