@@ -270,7 +270,9 @@ def tune(search: dict, retrain: str = "after", retrain_seeds: str | None = None,
 
     tuning.require()  # optuna is an optional extra: one line says what to install
     from digitlab.shard import Shard
+    from digitlab.tune import retrain as retraining
     from digitlab.tune import study as studies
+    from digitlab.tune import trials as searching
 
     settings = studies.Search(**search)
     seeds = _seed_list(retrain_seeds, settings.seed)
@@ -278,13 +280,13 @@ def tune(search: dict, retrain: str = "after", retrain_seeds: str | None = None,
     opened = studies.open_study(settings, log=_say)
     dataset = studies.load_data(opened)
     if retrain != "only":
-        studies.run(opened, dataset)
+        searching.run(opened, dataset)
     if retrain == "no":
         again = " ".join(["digitlab"] + sys.argv[1:]).replace("--no-retrain", "--retrain-only")
         print(f"to retrain the best trial once every worker has finished: {again}")
         return
-    studies.retrain(opened, seeds, part, dataset)
-    print(f"recipe: {settings.folder / studies.RECIPE}")
+    retraining.retrain(opened, seeds, part, dataset)
+    print(f"recipe: {settings.folder / retraining.RECIPE}")
     study_report(str(settings.folder))
 
 

@@ -11,7 +11,7 @@ import pytest
 optuna = pytest.importorskip("optuna")
 
 from digitlab import cli  # noqa: E402
-from digitlab.tune import study as studies  # noqa: E402
+from digitlab.tune import storage  # noqa: E402
 
 
 def one_error_line(capsys) -> str:
@@ -91,6 +91,6 @@ def test_without_the_extra_tune_says_what_to_install(
 
 
 def test_the_password_is_masked_in_every_message():
-    assert studies.shown("postgresql://u:p4ss@h:5432/db") == "postgresql://u:***@h:5432/db"
-    assert studies.without_password("postgresql://u:p4ss@h:5432/db") == "postgresql://u@h:5432/db"
-    assert studies.shown("not a url://u:p4ss@h") == "not a url://u:***@h"
+    assert storage.shown("postgresql://u:p4ss@h:5432/db") == "postgresql://u:***@h:5432/db"
+    assert storage.without_password("postgresql://u:p4ss@h:5432/db") == "postgresql://u@h:5432/db"
+    assert storage.shown("not a url://u:p4ss@h") == "not a url://u:***@h"

@@ -12,7 +12,7 @@ optuna = pytest.importorskip("optuna")
 from optuna.trial import TrialState  # noqa: E402
 
 from digitlab.store import rundir  # noqa: E402
-from digitlab.tune import study as studies  # noqa: E402
+from digitlab.tune import storage  # noqa: E402
 from helpers import write_dataset  # noqa: E402
 
 pytestmark = pytest.mark.postgres
@@ -50,7 +50,7 @@ def test_two_workers_share_one_study_without_losing_or_repeating_a_trial(
         print(f"--- worker {k} ---\n{output}")
     assert [worker.returncode for worker in workers] == [0, 0], outputs
 
-    trials = optuna.load_study(study_name="shared", storage=studies.open_storage(postgres_url)).get_trials()
+    trials = optuna.load_study(study_name="shared", storage=storage.open_storage(postgres_url)).get_trials()
     finished = sorted(t.number for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED))
     assert len(finished) == TRIALS  # exactly --trials, over both workers
     assert all(t.state != TrialState.RUNNING and t.state != TrialState.WAITING for t in trials)

@@ -13,7 +13,7 @@ optuna = pytest.importorskip("optuna")
 from optuna.trial import TrialState  # noqa: E402
 
 from digitlab.store import rundir  # noqa: E402
-from digitlab.tune import study as studies  # noqa: E402
+from digitlab.tune import storage  # noqa: E402
 from helpers import write_dataset  # noqa: E402
 
 # Longer trials than the other tests' (1,000 images, 5 epochs: half a second), so that the kill lands in one.
@@ -30,7 +30,7 @@ lr = { low = 1e-3, high = 1e-2, log = true }
 
 
 def load(out):
-    return optuna.load_study(study_name="mlp", storage=studies.open_storage(f"sqlite:///{out / 'study.db'}"))
+    return optuna.load_study(study_name="mlp", storage=storage.open_storage(f"sqlite:///{out / 'study.db'}"))
 
 
 def test_a_study_killed_mid_trial_resumes_without_losing_or_repeating_a_trial(

@@ -15,7 +15,9 @@ from optuna.trial import TrialState  # noqa: E402
 from digitlab import cli, commands, recipes  # noqa: E402
 from digitlab.store import rundir  # noqa: E402
 from digitlab.store.files import read_json, read_rows  # noqa: E402
+from digitlab.tune import retrain as retraining  # noqa: E402
 from digitlab.tune import study as studies  # noqa: E402
+from digitlab.tune import trials as searching  # noqa: E402
 
 GOOD, USELESS, DIVERGING = 0.01, 1e-7, 1e6  # the space's learning rates (conftest.SPACE)
 
@@ -37,8 +39,8 @@ def finished(tmp_path_factory, session_data_dir, tiny_space):
     opened = studies.open_study(search, pruner=pruner, log=lines.append)
     for lr, dropout in ((GOOD, 0.0), (USELESS, 0.0), (DIVERGING, 0.0), (GOOD, 0.1)):
         opened.study.enqueue_trial({"lr": lr, "dropout": dropout})
-    studies.run(opened)
-    runs = studies.retrain(opened, [0], None)
+    searching.run(opened)
+    runs = retraining.retrain(opened, [0], None)
     return search, opened, lines, runs
 
 
@@ -104,7 +106,7 @@ def test_the_best_is_retrained_and_its_recipe_trains_the_same(finished, session_
 def test_a_finished_retraining_is_not_repeated(finished):
     search, opened, lines, _ = finished
     stamp = (search.folder / "best" / rundir.RESULT).stat().st_mtime_ns
-    studies.retrain(opened, [0], None)
+    retraining.retrain(opened, [0], None)
     assert (search.folder / "best" / rundir.RESULT).stat().st_mtime_ns == stamp
     assert any("has retrained trial" in line for line in lines)
 
@@ -114,7 +116,7 @@ def test_more_retraining_seeds_split_by_shard(finished):
 
     search, opened, _, _ = finished
     stamp = (search.folder / "best" / rundir.RESULT).stat().st_mtime_ns
-    assert studies.retrain(opened, [0, 1], Shard.parse("2/2")) == [search.folder / "best-seed-1"]  # seed 1 only
+    assert retraining.retrain(opened, [0, 1], Shard.parse("2/2")) == [search.folder / "best-seed-1"]  # seed 1 only
     assert rundir.load_config(search.folder / "best-seed-1").seed == 1
     assert (search.folder / "best" / rundir.RESULT).stat().st_mtime_ns == stamp
     assert "(seed 0)" in (result := recipes.load(str(search.folder / "best.toml")).result) and "(seed 1)" in result
@@ -135,7 +137,7 @@ def test_report_writes_the_tables_and_optunas_figures(finished, capsys):
 def test_a_study_with_all_its_trials_runs_none(finished):
     _, opened, lines, _ = finished
     before = len(opened.study.get_trials())
-    studies.run(opened)
+    searching.run(opened)
     assert len(opened.study.get_trials()) == before
 
 
@@ -146,7 +148,7 @@ def test_trial_seconds_stop_each_trial_at_its_first_evaluation(session_data_dir,
     )  # fmt: skip
     opened = studies.open_study(search, log=lambda *a: None)
     opened.study.enqueue_trial({"lr": GOOD})
-    studies.run(opened)
+    searching.run(opened)
     for trial in opened.study.get_trials():
         assert trial.state == TrialState.COMPLETE
         assert trial.user_attrs["epochs"] == 0.25 and trial.user_attrs["stopped"] == "--trial-seconds 1e-09"
@@ -161,6 +163,6 @@ def test_settings_that_cannot_train_together_prune_their_trial(session_data_dir,
     )  # fmt: skip
     opened = studies.open_study(search, log=lambda *a: None)
     opened.study.enqueue_trial({"lr": GOOD, "batch_size": 1000})
-    studies.run(opened)
+    searching.run(opened)
     (trial,) = opened.study.get_trials()
     assert trial.state == TrialState.PRUNED and "larger than the training set" in trial.user_attrs["invalid"]

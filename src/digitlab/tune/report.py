@@ -24,7 +24,10 @@ from digitlab.store import rundir  # noqa: E402
 from digitlab.store.files import read_json, write_json  # noqa: E402
 from digitlab.training.metrics import model_accuracy  # noqa: E402
 from digitlab.tune import space  # noqa: E402
-from digitlab.tune.study import BEST, MACHINE, RECIPE, RETRAINED, Tally, outcome, reopen, shown  # noqa: E402
+from digitlab.tune.progress import Tally, outcome  # noqa: E402
+from digitlab.tune.retrain import BEST, RECIPE, RETRAINED  # noqa: E402
+from digitlab.tune.storage import reopen, shown  # noqa: E402
+from digitlab.tune.study import MACHINE  # noqa: E402
 
 BEST_ROWS = 10  # trials in the best-trials table
 COMPARED = ("paper-lstm", "lstm-best")  # the recipes the retrained best stands beside
