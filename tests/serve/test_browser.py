@@ -7,28 +7,20 @@ Playwright's own browser download cannot work on machines without internet.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from helpers import REPO_ROOT
+
+# The server and the browser are started as the benchmark scripts start them (one way, in one place).
+sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+from serve_latency import running_server  # noqa: E402
+from serve_screenshot import CHROMIUM_ARGS, SEVEN  # noqa: E402
+
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SEVEN = [(70, 60), (210, 60), (120, 230)]  # on the 280x280 pad: the top bar, then the stem down to the left
 
 pytestmark = [
     pytest.mark.browser,
@@ -39,41 +31,8 @@ pytestmark = [
 @pytest.fixture
 def server(tmp_path):
     """The base URL of `python -m digitlab serve --port 0` (a free port, which it prints) with the default model."""
-    log = tmp_path / "serve.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "digitlab", "serve", "--port", "0"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=os.environ | {"PYTHONUNBUFFERED": "1"},
-        )
-    try:
-        url = wait_until_healthy(process, log, timeout=60)
+    with running_server(None, tmp_path / "serve.log") as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def wait_until_healthy(process: subprocess.Popen, log: Path, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"digitlab serve exited with {process.returncode}:\n{log.read_text()}")
-        found = re.search(r" at (http://\S+/) ", log.read_text())
-        if found:
-            try:
-                with urllib.request.urlopen(found.group(1) + "health", timeout=2) as response:
-                    if response.status == 200:
-                        return found.group(1)
-            except OSError:
-                pass
-        time.sleep(0.1)
-    pytest.fail(f"digitlab serve did not answer /health within {timeout} s:\n{log.read_text()}")
 
 
 def test_a_digit_drawn_with_the_mouse_is_recognised(server):
