@@ -2,8 +2,8 @@
 
 A bad update never survives in the weights: a non-finite loss or gradient, or a loss above the session's
 limit (divergence_factor x the chance-level loss), on any process, stops the run with the weights the step
-started from checkpointed: before optimizer.step() on the CPU, by undoing it on CUDA (training.guard, which
-reads the verdicts every few steps there rather than synchronising every step).
+started from checkpointed: before optimizer.step() by default, or by undoing it when --check-every N reads
+the verdicts only every N steps (training.guard).
 """
 
 from __future__ import annotations
@@ -72,7 +72,8 @@ def train_epoch(
         gradients = [p.grad for p in session.model.parameters() if p.grad is not None]
         grad_norm = torch.nn.utils.get_total_norm(gradients)
         losses[step] = loss.detach()
-        verdict = guard.judge(step, loss, grad_norm, bool(session.stop_signals))  # None until read (CUDA)
+        # None while unread (--check-every N > 1)
+        verdict = guard.judge(step, loss, grad_norm, bool(session.stop_signals))
         if verdict is not None and verdict.bad_step is not None:
             raise diverged(session, position, loss, grad_norm, losses, first_step)
         if config.grad_clip:
