@@ -147,25 +147,8 @@ def predict(
     if as_json:
         print(json.dumps({"model": classifier.source, "predictions": results}, indent=2))
     elif len(failed) < len(results):
-        print(_prediction_table([result for result in results if "error" not in result]))
+        print(console.format_predictions([result for result in results if "error" not in result]))
     return 2 if failed else 0
-
-
-def _prediction_table(results: list[dict]) -> str:
-    """predict_files' answers as an aligned table: file, digit, probability, the three most probable."""
-    rows = [("file", "digit", "probability", "top 3")] + [
-        (
-            result["file"],
-            result["label"],
-            f"{result['probability']:.1%}",
-            ", ".join(f"{guess['label']} {guess['probability']:.1%}" for guess in result["top3"]),
-        )
-        for result in results
-    ]
-    widths = [max(len(row[column]) for row in rows) for column in range(3)]
-    return "\n".join(
-        f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:>{widths[2]}}  {row[3]}".rstrip() for row in rows
-    )
 
 
 def predict_test_digits(run_dir: str, samples: int, data_dir: str | None, weights: str = "auto") -> None:

@@ -194,3 +194,20 @@ def ascii_digit(image: torch.Tensor) -> list[str]:
     """A uint8 (H, W) image as text, one character per pixel, darker characters for brighter ink."""
     shades = " .:-=+*#%@"
     return ["".join(shades[min(int(v) * len(shades) // 256, len(shades) - 1)] for v in row) for row in image]
+
+
+def format_predictions(results: list[dict]) -> str:
+    """predict_files' answers as an aligned table: file, digit, probability, the three most probable."""
+    rows = [("file", "digit", "probability", "top 3")] + [
+        (
+            result["file"],
+            result["label"],
+            f"{result['probability']:.1%}",
+            ", ".join(f"{guess['label']} {guess['probability']:.1%}" for guess in result["top3"]),
+        )
+        for result in results
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    return "\n".join(
+        f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:>{widths[2]}}  {row[3]}".rstrip() for row in rows
+    )
