@@ -136,7 +136,7 @@ class TrainConfig:
         "hardware",
         "examples per forward/backward pass; the step's gradient is unchanged, except under batch norm, which "
         "normalises over each pass (0 = 100 on CPU, the batch on GPU and for batch-norm models)",
-        speed_only=True,
+        # not speed_only: for a batch-norm model it changes what is computed
     )
     eval_batch_size: int = setting(2000, "hardware", "examples per evaluation forward pass", resumable=True)
     check_every: int = setting(

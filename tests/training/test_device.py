@@ -46,15 +46,21 @@ def test_cuda_without_a_gpu_is_refused(name):
 
 
 def test_micro_batch_defaults_to_100_on_the_cpu():
-    assert micro_batch(TrainConfig(batch_size=500), torch.device("cpu")) == CPU_MICRO_BATCH == 100
+    assert micro_batch(TrainConfig(batch_size=500), torch.device("cpu"), False) == CPU_MICRO_BATCH == 100
 
 
 def test_micro_batch_defaults_to_the_batch_on_a_gpu():
-    assert micro_batch(TrainConfig(batch_size=500), torch.device("cuda")) == 500
+    assert micro_batch(TrainConfig(batch_size=500), torch.device("cuda"), False) == 500
+
+
+def test_micro_batch_defaults_to_the_batch_under_batch_norm_on_every_device():
+    for device in ("cpu", "cuda"):
+        assert micro_batch(TrainConfig(batch_size=128), torch.device(device), True) == 128
 
 
 def test_micro_batch_given_is_kept():
-    assert micro_batch(TrainConfig(batch_size=500, micro_batch=7), torch.device("cpu")) == 7
+    assert micro_batch(TrainConfig(batch_size=500, micro_batch=7), torch.device("cpu"), False) == 7
+    assert micro_batch(TrainConfig(batch_size=500, micro_batch=250), torch.device("cpu"), True) == 250
 
 
 def test_fp32_runs_without_autocast():

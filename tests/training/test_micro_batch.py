@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from digitlab.config import TrainConfig
+from digitlab.errors import ConfigError
 from digitlab.store import rundir
 from digitlab.store.checkpoint import load_tensors
 from digitlab.store.files import read_rows
@@ -43,3 +44,26 @@ def test_auto_micro_batch_is_recorded(tmp_path):
         log=lambda *a: None,
     )
     assert rundir.load_config(run).micro_batch == 100  # the CPU default
+
+
+def test_batch_norm_passes_the_whole_batch_by_default(tmp_path):
+    # batch 101 was cut into 100 + 1 on the CPU, and batch norm failed on the pass of one example mid-run
+    data = write_dataset(tmp_path / "data", shape=(12, 12), n_train=202, n_test=40)
+    config = TrainConfig(
+        model="vgg", channels=4, hidden_size=16, batch_size=101, epochs=1, threads=1, val_size=0,
+        data_dir=str(data), progress="none", run_dir=str(tmp_path / "run"),
+    )  # fmt: skip
+    run = fit(config, log=lambda *a: None)
+    assert rundir.load_config(run).micro_batch == 101
+    assert rundir.is_finished(run)
+
+
+def test_batch_norm_pass_of_one_example_is_refused_before_training(tmp_path):
+    data = write_dataset(tmp_path / "data", shape=(12, 12), n_train=200, n_test=40)
+    config = TrainConfig(
+        model="vgg", channels=4, hidden_size=16, batch_size=101, micro_batch=50, epochs=1, threads=1, val_size=0,
+        data_dir=str(data), progress="none", run_dir=str(tmp_path / "run"),
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match="batch norm.*micro-batch 50"):
+        fit(config, log=lambda *a: None)
+    assert not (tmp_path / "run").exists()

@@ -66,9 +66,12 @@ def resolve_precision(precision: str, device: torch.device, log) -> str:
     return precision
 
 
-def micro_batch(config: TrainConfig, device: torch.device) -> int:
-    """--micro-batch, where 0 means CPU_MICRO_BATCH on the CPU and the whole batch on a GPU."""
-    return config.micro_batch or (CPU_MICRO_BATCH if device.type == "cpu" else config.batch_size)
+def micro_batch(config: TrainConfig, device: torch.device, batch_statistics: bool) -> int:
+    """--micro-batch, where 0 means CPU_MICRO_BATCH on the CPU and the whole batch on a GPU, and the whole
+    batch for a model with batch statistics (batch norm), whose result depends on how the batch is cut."""
+    if config.micro_batch:
+        return config.micro_batch
+    return CPU_MICRO_BATCH if device.type == "cpu" and not batch_statistics else config.batch_size
 
 
 def configure(config: TrainConfig, context: Context) -> None:

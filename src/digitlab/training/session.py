@@ -78,10 +78,10 @@ def resolve_config(
         raise ConfigError("--precision fp16 needs a CUDA GPU; on the CPU use bf16")
     with torch.device("meta"):  # what the model is made of, without allocating it
         batch_statistics = uses_batch_statistics(build_from_config(config, data.image_shape, data.num_classes))
-    chunk = micro_batch(config, device)
+    # The one rule for how a step's batch is cut into passes: training reads it back from the config.
+    chunk = micro_batch(config, device, batch_statistics)
     if batch_statistics:
-        # Batch norm normalises over what one forward pass sees: the whole share of the batch, unless told.
-        chunk = config.micro_batch or config.batch_size
+        # Batch norm normalises over what one forward pass sees, and cannot train on a pass of one example.
         last_share = (examples % config.batch_size or config.batch_size) // context.world_size
         shares = {config.batch_size // context.world_size, last_share}
         if any(share < 2 or share % chunk == 1 for share in shares):
@@ -97,7 +97,7 @@ def resolve_config(
     # The dataset found is recorded too: a resumed run must go on with the same one.
     return config.replace(
         run_dir=run_dir,
-        micro_batch=micro_batch(config, device),
+        micro_batch=chunk,
         precision=precision,
         dataset=data.name,
         eval_every=eval_every,
