@@ -7,7 +7,7 @@ then a table of test accuracy (mean ± std over seeds), training minutes and tim
 Resumable: a finished run is kept, an unfinished one is continued (`digitlab train --resume`), so the
 script can be stopped and started again. The runs go one after another, never side by side (they are
 timed); the CPU pressure during each is recorded beside it. The table goes to
-benchmarks/results/recipes.md and .json.
+benchmarks/results/recipes.md and .json (`--name` names another file stem).
 """
 
 from __future__ import annotations
@@ -114,6 +114,9 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     parser.add_argument("--out", default="runs/recipes", help="folder for the run directories")
     parser.add_argument("--summary-only", action="store_true", help="only rebuild the table from finished runs")
+    parser.add_argument(
+        "--name", default="recipes", help="results file stem under benchmarks/results (default: recipes)"
+    )
     common.add_data_dir(parser)
     args = parser.parse_args()
     recipes, seeds, out = args.recipes.split(","), [int(s) for s in args.seeds.split(",")], Path(args.out)
@@ -134,14 +137,15 @@ def main() -> None:
     print(text)
     common.RESULTS.mkdir(exist_ok=True)
     write_json(
-        common.RESULTS / "recipes.json", {"command": common.command(), "environment": environment, "recipes": summaries}
+        common.RESULTS / f"{args.name}.json",
+        {"command": common.command(), "environment": environment, "recipes": summaries},
     )
     machine = (
         f"{environment.get('cpu')}, {environment.get('threads')} torch threads, torch {environment.get('torch')}, "
         f"precision fp32; the highest CPU pressure (avg10, %) during any run: "
         f"{max(run['max_cpu_pressure_avg10'] for summary in summaries for run in summary['runs']):.1f}"
     )
-    (common.RESULTS / "recipes.md").write_text(f"`{common.command()}`\n\nMachine: {machine}\n\n{text}\n")
+    (common.RESULTS / f"{args.name}.md").write_text(f"`{common.command()}`\n\nMachine: {machine}\n\n{text}\n")
 
 
 if __name__ == "__main__":

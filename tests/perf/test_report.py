@@ -16,6 +16,8 @@ def test_machine_names_the_cpu_features_and_threads():
     assert any(line.startswith("- machine: ") and "3 torch threads" in line for line in lines)
     (features,) = [line for line in lines if line.startswith("- CPU features: ")]
     assert all(name in features for name in CPU_FEATURES)
+    assert set(info["cpu_kernels"]) == {"aten_capability", "onednn_max_isa", "onednn_bf16_lstm", "bf16_native"}
+    assert any(line.startswith("- CPU kernels: ATen ") for line in lines)
 
 
 def test_features_text():
@@ -53,3 +55,11 @@ def test_log_writes_to_stderr(capsys):
     report.log("progress", 1)
     captured = capsys.readouterr()
     assert captured.err == "progress 1\n" and captured.out == ""
+
+
+def test_kernels_text_says_what_the_cpu_kernels_run():
+    narrowed = {"aten_capability": "AVX2", "onednn_max_isa": "AVX2", "onednn_bf16_lstm": False, "bf16_native": False}
+    text = report.kernels_text(narrowed)
+    assert text == "ATen AVX2, oneDNN narrowed to AVX2, no bf16 LSTM in oneDNN, bf16 emulated"
+    full = {"aten_capability": "AVX512", "onednn_max_isa": None, "onednn_bf16_lstm": True, "bf16_native": True}
+    assert report.kernels_text(full) == "ATen AVX512, oneDNN not narrowed, bf16 LSTM in oneDNN, bf16 native"

@@ -1,11 +1,16 @@
-"""What machine a number was measured on: CPU model and features, cores, CPU pressure, memory, versions.
+"""What machine a number was measured on: CPU model and features, what its kernels run (probed), cores,
+CPU pressure, memory, versions.
 
 Timings differ by machine (bf16 is fast only where the CPU has it), and by how busy it was, so every
-run and every benchmark records these beside its numbers.
+run and every benchmark records these beside its numbers. CPU flags do not say everything: oneDNN and
+ATen may be narrowed to an older instruction set (ONEDNN_MAX_CPU_ISA, ATEN_CPU_CAPABILITY, the way a
+developer imitates a laptop CPU), and oneDNN has no bf16 LSTM below AVX-512; `cpu_kernels` finds out by
+asking torch and by running a tiny LSTM once per process.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import resource
@@ -58,6 +63,49 @@ def cpu_features() -> dict[str, bool]:
     return {name: name in flags for name in CPU_FEATURES}
 
 
+# oneDNN's names (ONEDNN_MAX_CPU_ISA) for instruction sets without bf16 arithmetic: narrowed to one of these,
+# oneDNN emulates bf16 even on a CPU whose flags have avx512_bf16.
+ONEDNN_ISAS_WITHOUT_BF16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI")
+
+
+def onednn_max_isa() -> str | None:
+    """The instruction set oneDNN was narrowed to (ONEDNN_MAX_CPU_ISA, or its older name DNNL_MAX_CPU_ISA)."""
+    value = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").upper()
+    return value if value not in ("", "ALL", "DEFAULT") else None
+
+
+@functools.cache
+def onednn_runs_bf16_lstm() -> bool:
+    """Whether an LSTM runs in bf16 here: oneDNN has none below AVX-512 and raises "could not create a
+    primitive descriptor". No flag predicts it under a narrowed ISA, so a tiny one runs, once per process."""
+    lstm = torch.nn.LSTM(4, 4)
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out, _ = lstm(torch.zeros(2, 1, 4))
+        out.float().sum().backward()
+    except RuntimeError:
+        return False
+    return True
+
+
+def cpu_computes_bf16() -> bool:
+    """Whether the CPU's kernels compute bf16 natively: the CPU has AVX512_BF16 or AMX, oneDNN is not narrowed
+    below them, and a bf16 LSTM runs."""
+    flags = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return flags and onednn_max_isa() not in ONEDNN_ISAS_WITHOUT_BF16 and onednn_runs_bf16_lstm()
+
+
+def cpu_kernels() -> dict:
+    """What torch's CPU kernels use here, found at run time: ATen's vector instruction set, what oneDNN was
+    narrowed to (None: not narrowed), and the probes above."""
+    return {
+        "aten_capability": torch.backends.cpu.get_cpu_capability(),
+        "onednn_max_isa": onednn_max_isa(),
+        "onednn_bf16_lstm": onednn_runs_bf16_lstm(),
+        "bf16_native": cpu_computes_bf16(),
+    }
+
+
 def cpu_pressure() -> str | None:
     """/proc/pressure/cpu's 'some' line: how much a busy neighbour was slowing this machine."""
     try:
@@ -95,6 +143,7 @@ def environment(device: torch.device) -> dict:
         "platform": platform.platform(),
         "cpu": cpu_model(),
         "cpu_features": cpu_features(),
+        "cpu_kernels": cpu_kernels(),
         "cpu_count": os.cpu_count(),
         "physical_cores": physical_cores(),
         "threads": torch.get_num_threads(),

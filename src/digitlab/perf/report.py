@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from digitlab.perf.machine import cpu_features, cpu_model, cpu_pressure, physical_cores
+from digitlab.perf.machine import cpu_features, cpu_kernels, cpu_model, cpu_pressure, physical_cores
 
 STALL_WARNING = 0.10  # above this share of a timed run spent with a task waiting for a CPU, say so
 
@@ -34,6 +34,7 @@ def machine(threads: int | None = None) -> dict:
     return {
         "cpu": cpu_model(),
         "cpu_features": cpu_features(),
+        "cpu_kernels": cpu_kernels(),
         "physical_cores": physical_cores(),
         "logical_cpus": os.cpu_count(),
         "threads": threads or torch.get_num_threads(),
@@ -50,12 +51,23 @@ def features_text(features: dict[str, bool]) -> str:
     return ", ".join(have) + ("; " if have and lack else "") + ("without " + ", ".join(lack) if lack else "")
 
 
+def kernels_text(kernels: dict) -> str:
+    """ "ATen AVX2, oneDNN narrowed to AVX2, no bf16 LSTM in oneDNN, bf16 emulated"."""
+    narrowed = kernels["onednn_max_isa"]
+    return (
+        f"ATen {kernels['aten_capability']}, oneDNN {'narrowed to ' + narrowed if narrowed else 'not narrowed'}, "
+        f"{'bf16 LSTM in oneDNN' if kernels['onednn_bf16_lstm'] else 'no bf16 LSTM in oneDNN'}, "
+        f"bf16 {'native' if kernels['bf16_native'] else 'emulated'}"
+    )
+
+
 def machine_lines(info: dict) -> list[str]:
     """machine()'s record as the Markdown header lines of a report."""
     return [
         f"- machine: {info['cpu']}, {info['physical_cores']} physical cores ({info['logical_cpus']} logical CPUs), "
         f"{info['threads']} torch threads, torch {info['torch']}, python {info['python']}",
         f"- CPU features: {features_text(info['cpu_features'])}",
+        f"- CPU kernels: {kernels_text(info['cpu_kernels'])}",
         f"- cpu pressure before: {info['cpu_pressure']}",
     ]
 

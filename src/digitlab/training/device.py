@@ -11,7 +11,7 @@ import torch
 
 from digitlab.config import TrainConfig
 from digitlab.errors import ConfigError
-from digitlab.perf.machine import physical_cores
+from digitlab.perf.machine import cpu_computes_bf16, onednn_max_isa, onednn_runs_bf16_lstm, physical_cores
 from digitlab.training.distributed import Context
 
 # On the CPU, forward/backward passes over 100 examples at a time run about 1.6-1.8x faster than over
@@ -51,7 +51,7 @@ def native_bf16(device: torch.device) -> bool:
     (2-3x on an AVX-512 CPU without AVX512_BF16)."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported(including_emulation=False)  # Ampere and newer compute it natively
-    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return cpu_computes_bf16()
 
 
 def resolve_precision(precision: str, device: torch.device, log) -> str:
@@ -59,9 +59,16 @@ def resolve_precision(precision: str, device: torch.device, log) -> str:
     if precision == "auto":
         return "bf16" if native_bf16(device) else "fp32"
     if precision == "bf16" and not native_bf16(device):
+        narrowed = onednn_max_isa() if device.type == "cpu" else None
+        why = f"oneDNN narrowed to {narrowed}" if narrowed else "no AVX512_BF16 or AMX"
+        kernels = (
+            ""
+            if device.type == "cuda" or onednn_runs_bf16_lstm()
+            else ", on PyTorch's own kernels (oneDNN has no bf16 LSTM below AVX-512)"
+        )
         log(
-            f"warning: this {device.type.upper()} has no native bf16 (no AVX512_BF16 or AMX): --precision bf16 will "
-            f"run slower than fp32 here; --precision auto picks the faster one"
+            f"warning: this {device.type.upper()} computes no bf16 natively ({why}): --precision bf16 will run "
+            f"slower than fp32 here{kernels}; --precision auto picks the faster one"
         )
     return precision
 
@@ -87,11 +94,24 @@ def configure(config: TrainConfig, context: Context) -> None:
     torch.backends.cudnn.benchmark = False
 
 
+@contextlib.contextmanager
 def autocast(device: torch.device, precision: str):
-    """The forward pass's context: nothing for fp32, torch.autocast for bf16 and fp16."""
+    """The forward pass's context: nothing for fp32, torch.autocast for bf16 and fp16.
+
+    Where oneDNN cannot run a bf16 LSTM (CPUs below AVX-512), bf16 forward passes run without oneDNN, on
+    PyTorch's own kernels: they run, about as slowly as oneDNN's emulated bf16 there (both far slower than
+    fp32, which resolve_precision warns of). The backward pass follows whichever kernels the forward used."""
     if precision == "fp32":
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=AUTOCAST_DTYPES[precision])
+        yield
+        return
+    without_onednn = device.type == "cpu" and precision == "bf16" and not onednn_runs_bf16_lstm()
+    onednn = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = onednn and not without_onednn
+    try:
+        with torch.autocast(device_type=device.type, dtype=AUTOCAST_DTYPES[precision]):
+            yield
+    finally:
+        torch.backends.mkldnn.enabled = onednn
 
 
 def seed_everything(seed: int) -> None:
