@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 
 import common
+from digitlab.config import SEEDS_HELP, parse_seeds
+from digitlab.errors import ConfigError
 from digitlab.perf.report import log
 from digitlab.recipes import load as load_recipe
 from digitlab.store import rundir
@@ -111,7 +113,7 @@ def table(summaries: list[dict], seeds: list[int]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recipes", default=",".join(DEFAULT_RECIPES), help="comma-separated recipe names")
-    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    parser.add_argument("--seeds", default="3", help=f"{SEEDS_HELP} (default 3: seeds 0,1,2)")
     parser.add_argument("--out", default="runs/recipes", help="folder for the run directories")
     parser.add_argument("--summary-only", action="store_true", help="only rebuild the table from finished runs")
     parser.add_argument(
@@ -119,7 +121,11 @@ def main() -> None:
     )
     common.add_data_dir(parser)
     args = parser.parse_args()
-    recipes, seeds, out = args.recipes.split(","), [int(s) for s in args.seeds.split(",")], Path(args.out)
+    try:
+        seeds = parse_seeds(args.seeds)
+    except ConfigError as error:
+        parser.error(str(error))
+    recipes, out = args.recipes.split(","), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     summaries = []
     for recipe in recipes:

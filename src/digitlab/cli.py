@@ -8,7 +8,7 @@ import os
 import sys
 import typing
 
-from digitlab.config import TrainConfig, flag
+from digitlab.config import SEEDS_HELP, TrainConfig, flag
 from digitlab.data.known import DATASET_CHOICES
 from digitlab.inference.load import WEIGHT_CHOICES
 from digitlab.inference.onnx_model import OPSET
@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument(
         "experiments", nargs="+", metavar="EXPERIMENT", help="table2, table3, table4, figure3 or all"
     )
-    reproduce.add_argument("--seeds", default="1", help="a count (3 = seeds 0,1,2) or a list (0,1,2) (default 1)")
+    reproduce.add_argument("--seeds", default="1", help=SEEDS_HELP + " (default 1: seed 0)")
     reproduce.add_argument(
         "--out", default="reproduction", help="folder for the cells and the report (default: reproduction)"
     )
@@ -204,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument(
         "--retrain-seeds",
         metavar="LIST",
-        help="seeds of the retraining, e.g. 0,1,2: the first trains into STUDY_DIR/best/, the others into "
+        help=f"seeds of the retraining, {SEEDS_HELP}: the first trains into STUDY_DIR/best/, the others into "
         "best-seed-<s>/ (default: --seed)",
     )
     tune.add_argument(

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from digitlab import console, recipes
-from digitlab.config import RESUMABLE_CHANGES, TrainConfig, flag
+from digitlab.config import RESUMABLE_CHANGES, TrainConfig, flag, parse_seeds
 from digitlab.data.dataset import Dataset, load, normalize
 from digitlab.data.fetch import named_folder
 from digitlab.data.known import KNOWN
@@ -213,7 +213,7 @@ def reproduce(
     # every cell (and a restarted reproduction) names the precision that ran.
     base = base.replace(precision=resolve_precision(base.precision, parse_device(base.device), print))
     cells = experiments.reproduce(
-        names, Path(out), experiments.parse_seeds(seeds), base, quick, dry_run, command, retime=retime, shard=share
+        names, Path(out), parse_seeds(seeds), base, quick, dry_run, command, retime=retime, shard=share
     )
     if dry_run:
         print(experiments.describe(cells, Path(out), examples=60_000, retime=retime))
@@ -258,7 +258,7 @@ def tune(search: dict, retrain: str = "after", retrain_seeds: str | None = None,
     from digitlab.tune import trials as searching
 
     settings = studies.Search(**search)
-    seeds = _seed_list(retrain_seeds, settings.seed)
+    seeds = parse_seeds(retrain_seeds, "--retrain-seeds") if retrain_seeds else [settings.seed]
     part = Shard.parse(shard) if retrain != "no" else None  # a bad --shard fails before the search
     opened = studies.open_study(settings, log=_say)
     dataset = studies.load_data(opened)
@@ -275,18 +275,6 @@ def tune(search: dict, retrain: str = "after", retrain_seeds: str | None = None,
 
 def _say(*args, **kwargs) -> None:
     print(*args, **kwargs, flush=True)  # a worker's lines reach a log file as they happen
-
-
-def _seed_list(text: str | None, default: int) -> list[int]:
-    if text is None:
-        return [default]
-    try:
-        seeds = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        seeds = []
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise ConfigError(f"--retrain-seeds {text!r}: give distinct integer seeds, e.g. 0,1,2")
-    return seeds
 
 
 def study_report(folder: str) -> None:

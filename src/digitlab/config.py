@@ -136,7 +136,7 @@ class TrainConfig:
         "hardware",
         "examples per forward/backward pass; the step's gradient is unchanged, except under batch norm, which "
         "normalises over each pass (0 = 100 on CPU, the batch on GPU and for batch-norm models)",
-        # not speed_only: for a batch-norm model it changes what is computed
+        speed_only=True,  # true without batch norm; a batch-norm model's default pass is its whole batch
     )
     eval_batch_size: int = setting(2000, "hardware", "examples per evaluation forward pass", resumable=True)
     check_every: int = setting(
@@ -240,6 +240,24 @@ class TrainConfig:
 
     def replace(self, **changes) -> TrainConfig:
         return dataclasses.replace(self, **changes)
+
+
+# One meaning of a seed list for every flag that takes several seeds (reproduce --seeds, tune --retrain-seeds).
+SEEDS_HELP = "a count (3 = seeds 0,1,2) or a comma-separated list (0,1,2; 7, alone is seed 7)"
+
+
+def parse_seeds(text: str, flag_name: str = "--seeds") -> list[int]:
+    """'0,1,2' -> [0, 1, 2]; '7,' -> [7]; '5' -> [0, 1, 2, 3, 4] (five seeds)."""
+    try:
+        if "," in text:
+            seeds = [int(part) for part in text.split(",") if part.strip()]
+        else:
+            seeds = list(range(int(text)))
+    except ValueError:
+        raise ConfigError(f"{flag_name} {text!r} does not parse; give a count (3) or a list (0,1,2)") from None
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"{flag_name} {text!r} must name at least one seed, none negative, none twice")
+    return seeds
 
 
 def flag(name: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import os
 
 import numpy as np
 import pytest
@@ -12,6 +11,7 @@ from digitlab.data import idx
 from digitlab.data.dataset import load
 from digitlab.errors import DataError
 from helpers import NAMES
+from permissions import file_modes_enforced
 
 # --- round trips -----------------------------------------------------------------------------------
 
@@ -146,12 +146,11 @@ def test_read_bytes_of_missing_file_is_a_data_error(tmp_path):
     assert "nope-idx1-ubyte" in str(caught.value)
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root reads files whatever their mode")
 def test_unreadable_file_is_a_data_error(raw_data_dir):
     path = raw_data_dir / NAMES["test_labels"]
     path.chmod(0)
     try:
-        with pytest.raises(DataError, match="cannot read"):
+        with file_modes_enforced(), pytest.raises(DataError, match="cannot read"):
             load(raw_data_dir, log=lambda *a: None)
     finally:
         path.chmod(0o644)

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from digitlab.config import TrainConfig
+from digitlab.models import MODELS
 from digitlab.store import rundir
 from digitlab.store.checkpoint import load_tensors
 from digitlab.training.fit import fit
@@ -43,14 +44,15 @@ def weights(run_dir) -> dict[str, torch.Tensor]:
     return load_tensors(run_dir / rundir.WEIGHTS)[0]
 
 
-@pytest.mark.parametrize("model", ["lstm", "blstm", "gru", "cnn", "mlp"])
+@pytest.mark.parametrize("model", sorted(MODELS))
 def test_every_model_trains_on_cuda(session_data_dir, tmp_path, model):
-    recurrent = model in ("lstm", "blstm", "gru")
-    config = config_for(session_data_dir, tmp_path / "run", model=model, hidden_size=None, epochs=1)
-    run = fit(config.replace(num_layers=config.num_layers if recurrent else None), log=quiet)
+    # Each model at its own default size, with the on-device augmentation and the weight average on.
+    settings = dict(model=model, hidden_size=None, num_layers=None, epochs=1, rotate=10.0, shift=2.0, ema_decay=0.9)
+    run = fit(config_for(session_data_dir, tmp_path / "run", **settings), log=quiet)
     env = json.loads((run / rundir.ENV).read_text())
     assert env["device"].startswith("cuda") and "cuda" in env
     assert result(run)["final"]["test/acc"] > 0.1
+    assert result(run)["weights"] == rundir.AVERAGE_WEIGHTS
 
 
 def test_resume_is_bit_identical_with_deterministic(session_data_dir, tmp_path):
@@ -64,12 +66,14 @@ def test_resume_is_bit_identical_with_deterministic(session_data_dir, tmp_path):
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16", "auto"])
 def test_reduced_precision_trains(session_data_dir, tmp_path, precision):
-    run = fit(config_for(session_data_dir, tmp_path / "run", precision=precision), log=quiet)
+    # lr 0.01 for 3 epochs: fp32 and bf16 on the CPU end at a loss of 0.36 on this data (chance: ln 10 = 2.30)
+    config = config_for(session_data_dir, tmp_path / "run", precision=precision, lr=0.01, epochs=3)
+    run = fit(config, log=quiet)
     saved = rundir.load_config(run)
     assert saved.precision in ("bf16", "fp16", "fp32")
     if precision == "auto":
         assert saved.precision == ("bf16" if torch.cuda.is_bf16_supported() else "fp32")
-    assert result(run)["final"]["train/loss"] < 2.3
+    assert result(run)["final"]["train/loss"] < 1.0  # clearly learning: less than half of chance
 
 
 def test_fp16_checkpoints_its_grad_scaler(session_data_dir, tmp_path):

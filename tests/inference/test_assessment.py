@@ -17,6 +17,7 @@ from digitlab.cli import main
 from digitlab.errors import RunError
 from digitlab.inference import assessment
 from digitlab.inference.assessment import accuracy_interval, assess, confusion_figure, misclassified_grid, per_class
+from permissions import file_modes_enforced
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -162,9 +163,7 @@ def test_an_unwritable_run_directory_is_a_clear_error_and_leaves_nothing(tmp_pat
     run_dir.mkdir()
     run_dir.chmod(0o500)
     try:
-        if os.access(run_dir, os.W_OK):
-            pytest.skip("running as root: chmod does not stop this process writing")
-        with pytest.raises(RunError, match="cannot write the evaluation into .*chmod u\\+w"):
+        with file_modes_enforced(), pytest.raises(RunError, match="cannot write the evaluation into .*chmod u\\+w"):
             assess(run_dir, *small_case(errors=3), 0.5, 4)
         assert list(run_dir.iterdir()) == []
     finally:

@@ -13,6 +13,7 @@ import torch
 from digitlab.config import TrainConfig
 from digitlab.errors import RunError
 from digitlab.store import rundir
+from permissions import file_modes_enforced
 
 ENVIRONMENT = {"device": "cpu", "threads": 1}
 
@@ -71,14 +72,14 @@ def test_create_under_a_regular_file_is_refused(tmp_path):
     assert blocker.read_text() == "not a folder"
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root may write anywhere")
 def test_create_under_a_read_only_folder_is_refused(tmp_path):
     parent = tmp_path / "read-only"
     parent.mkdir()
     parent.chmod(0o555)
     try:
-        with pytest.raises(RunError, match="cannot write the run directory"):
+        with file_modes_enforced(), pytest.raises(RunError, match="cannot write the run directory"):
             rundir.create(parent / "run", config_for(parent / "run"), ENVIRONMENT)
+        assert list(parent.iterdir()) == []
     finally:
         parent.chmod(0o755)
 

@@ -122,20 +122,6 @@ def expand(names: list[str]) -> list[str]:
     return list(dict.fromkeys(chosen))
 
 
-def parse_seeds(text: str) -> list[int]:
-    """'0,1,2' -> [0, 1, 2]; '5' -> [0, 1, 2, 3, 4] (five seeds)."""
-    try:
-        if "," in text:
-            seeds = [int(part) for part in text.split(",") if part.strip()]
-        else:
-            seeds = list(range(int(text)))
-    except ValueError:
-        raise ConfigError(f"--seeds {text!r} does not parse; give a count (3) or a list (0,1,2)") from None
-    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
-        raise ConfigError(f"--seeds {text!r} must name at least one seed, none negative, none twice")
-    return seeds
-
-
 def plan(names: list[str], base: TrainConfig, seeds: list[int], out: Path) -> list[Cell]:
     cells = []
     for name in names:
