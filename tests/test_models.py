@@ -212,3 +212,28 @@ def test_build_from_config_uses_the_config():
     assert model.head == "final"
     assert (model.lstm.input_size, model.lstm.hidden_size, model.lstm.num_layers) == (9, 6, 1)
     assert model.fc.out_features == 4
+
+
+# --- what saved runs hold ----------------------------------------------------------------------------
+
+# Each model's state_dict keys at its default sizes, as old run directories and src/digitlab/default_model/ hold
+# them: a renamed attribute renames its keys, and those runs stop loading. A new model pins its keys here.
+_LSTM_LAYER = "weight_ih_l{0} weight_hh_l{0} bias_ih_l{0} bias_hh_l{0}"
+_BN = "weight bias running_mean running_var num_batches_tracked"
+STATE_DICT_KEYS = {
+    "lstm": [f"lstm.{k.format(n)}" for n in (0, 1) for k in _LSTM_LAYER.split()] + ["fc.weight", "fc.bias"],
+    "blstm": [f"lstm.{k.format(n)}{d}" for n in (0, 1) for d in ("", "_reverse") for k in _LSTM_LAYER.split()]
+    + ["fc.weight", "fc.bias"],
+    "gru": [f"gru.{k.format(n)}" for n in (0, 1) for k in _LSTM_LAYER.split()] + ["fc.weight", "fc.bias"],
+    "cnn": "conv1.weight conv1.bias conv2.weight conv2.bias fc1.weight fc1.bias fc2.weight fc2.bias".split(),
+    "vgg": [f"features.{conv}.weight" if part == "conv" else f"features.{conv + 1}.{part}"
+            for conv in (0, 3, 7, 10) for part in ["conv", *_BN.split()]]
+    + ["hidden.0.weight"] + [f"hidden.1.{part}" for part in _BN.split()] + ["fc.weight", "fc.bias"],
+    "mlp": "body.0.weight body.0.bias body.3.weight body.3.bias fc.weight fc.bias".split(),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_state_dict_keys_are_those_saved_runs_hold(name):
+    assert name in STATE_DICT_KEYS, f"pin the {name} model's state_dict keys in STATE_DICT_KEYS"
+    assert list(build(name, (28, 28), 10).state_dict()) == STATE_DICT_KEYS[name]
