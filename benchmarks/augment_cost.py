@@ -19,8 +19,8 @@ import common
 from digitlab.config import TrainConfig
 from digitlab.data import augment
 from digitlab.data.dataset import normalize
+from digitlab.perf.benchmark_report import log, machine, machine_lines
 from digitlab.perf.machine import cpu_pressure_avg10
-from digitlab.perf.report import log, machine, machine_lines
 from digitlab.perf.timer import Timer
 from digitlab.recipes import load as load_recipe
 from digitlab.store.files import write_json

@@ -37,9 +37,9 @@ from digitlab.config import TrainConfig
 from digitlab.data.batching import num_batches
 from digitlab.data.dataset import Dataset, load
 from digitlab.models import MODELS
-from digitlab.perf import report
+from digitlab.perf import benchmark_report
+from digitlab.perf.benchmark_report import Column, log
 from digitlab.perf.machine import cpu_pressure, cpu_stall_us
-from digitlab.perf.report import Column, log
 from digitlab.store import rundir
 from digitlab.store.checkpoint import list_checkpoints
 from digitlab.store.files import read_rows
@@ -94,7 +94,7 @@ COLUMNS = [
     Column("checkpoint s", lambda row: f"{row['checkpoint_seconds']:.3f}"),
     Column("overhead % of train s", lambda row: f"{row['overhead_percent']:.2f}"),
     Column("wall s", lambda row: f"{row['wall_seconds']:.2f}"),
-    Column("CPU stall %", lambda row: report.number(row["cpu_stall_percent"], 0)),
+    Column("CPU stall %", lambda row: benchmark_report.number(row["cpu_stall_percent"], 0)),
     Column("test acc", lambda row: f"{row['test_acc']:.4f}"),
 ]
 
@@ -106,12 +106,12 @@ def markdown(result: dict) -> str:
         f"# Checkpoint overhead: one {setup['model']} epoch, checkpointing three ways",
         "",
         f"- date: {result['date']}",
-        *report.machine_lines(result["machine"]),
+        *benchmark_report.machine_lines(result["machine"]),
         f"- {setup['model']}, batch {setup['batch_size']}, {setup['train_examples']} training examples "
         f"({setup['steps']} steps), adam lr {setup['lr']}, fp32, seed {setup['seed']}; data: {setup['data']}",
         f"- command: `{result['command']}`",
         "",
-        *report.markdown_table(variants, COLUMNS),
+        *benchmark_report.markdown_table(variants, COLUMNS),
         "",
         f"- final weights identical across variants: {'yes' if same else 'NO'} "
         f"(sha256 {variants[0]['weights_sha256'][:16]}...)",
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     base = TrainConfig(model=args.model, batch_size=args.batch_size, train_limit=args.train_limit, threads=args.threads)
     base = base.replace(epochs=1, device="cpu", progress="none", seed=0)
     examples = min(args.train_limit or len(dataset.train_labels), len(dataset.train_labels))
-    info = report.machine(threads=args.threads)
+    info = benchmark_report.machine(threads=args.threads)
     variants = []
     with tempfile.TemporaryDirectory(prefix="digitlab-checkpoint-overhead-") as folder:
         # Un-timed warm-up (a few steps and one checkpoint), so one-time set-up stays out of the first variant.
@@ -157,11 +157,11 @@ def main(argv: list[str] | None = None) -> int:
             log(
                 f"every {value}: {row['checkpoints']} checkpoints, {row['checkpoint_seconds']:.3f} s of "
                 f"{row['train_seconds']:.2f} training s = {row['overhead_percent']:.2f}%, wall "
-                f"{row['wall_seconds']:.2f} s, CPU stall {report.number(row['cpu_stall_percent'], 0)} %"
+                f"{row['wall_seconds']:.2f} s, CPU stall {benchmark_report.number(row['cpu_stall_percent'], 0)} %"
             )
     setup = {"model": args.model, "batch_size": args.batch_size, "threads": args.threads, "train_examples": examples}
     setup |= {"steps": num_batches(examples, args.batch_size), "lr": base.lr, "seed": base.seed, "data": dataset.source}
-    result = {"date": report.now(), "machine": info, "torch": info["torch"], "command": common.command()}
+    result = {"date": benchmark_report.now(), "machine": info, "torch": info["torch"], "command": common.command()}
     result |= {"setup": setup, "variants": variants}
     stem = Path(args.out) / f"checkpoint_overhead-{time.strftime('%Y-%m-%d')}"
     common.save_report(stem, result, markdown(result))

@@ -1,7 +1,7 @@
 """What the benchmark scripts share that belongs to this repository: where its data and results lie.
 
 The scripts run as `python benchmarks/<name>.py`, which puts this folder on sys.path: `import common`.
-What is not about this repository (logging, the machine header, tables) is in digitlab.perf.report.
+What is not about this repository (logging, the machine header, tables) is in digitlab.perf.benchmark_report.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from digitlab.data.dataset import Dataset, load, prepare
 from digitlab.data.fetch import find_files
-from digitlab.perf.report import log
+from digitlab.perf.benchmark_report import log
 from digitlab.store.files import write_json
 
 REPO = Path(__file__).resolve().parents[1]

@@ -45,9 +45,9 @@ from digitlab.data.dataset import Dataset, normalize
 from digitlab.errors import ConfigError
 from digitlab.models import MODELS, build, count_parameters
 from digitlab.optim import OPTIMIZERS
-from digitlab.perf import compare, flops, matmul, report
+from digitlab.perf import benchmark_report, compare, flops, matmul
+from digitlab.perf.benchmark_report import Column, log, number
 from digitlab.perf.machine import cpu_pressure, peak_rss_mb, physical_cores
-from digitlab.perf.report import Column, log, number
 
 DEFAULT_MODELS, PRECISIONS = ("lstm", "blstm", "cnn"), tuple(matmul.DTYPES)  # digitlab's CPU precisions
 OPTIMIZER, LR, SEED = "adam", 0.001, 0  # the paper's Adam: digitlab.optim.adam (betas 0.9, 0.99)
@@ -119,7 +119,7 @@ def header(result: dict) -> list[str]:
         "# One training epoch: digitlab trainer vs the classic DataLoader loop",
         "",
         f"- date: {result['date']}",
-        *report.machine_lines(result["machine"]),
+        *benchmark_report.machine_lines(result["machine"]),
         f"- batch size {s['batch_size']}, {s['examples']} training examples ({s['steps']} steps per epoch), "
         f"{OPTIMIZER} lr {LR:g} betas (0.9, 0.99), seed {SEED}; baseline fp32, digitlab {', '.join(s['precisions'])}",
         f"- digitlab: training.loop.train_epoch with micro-batch {s['digitlab_micro_batch']} ({split}){bf16}",
@@ -165,7 +165,7 @@ def matmul_rates(args, when: str) -> dict:
 
 def run(args) -> dict:
     torch.set_num_threads(args.threads)
-    info = report.machine()
+    info = benchmark_report.machine()
     data = common.load_data(args.data_dir, args.train_limit)
     started = time.perf_counter()
     images = normalize(data.train_images)
@@ -180,7 +180,12 @@ def run(args) -> dict:
     settings = {key: value for key, value in vars(args).items() if key != "json"}
     settings |= {"examples": len(images), "steps": steps, "optimizer": OPTIMIZER, "lr": LR, "seed": SEED}
     settings |= {"digitlab_micro_batch": micro_batch, "data_source": data.source, "data_verified": data.verified}
-    result = {"date": report.now(), "machine": info, "settings": settings, "normalize_seconds": normalize_seconds}
+    result = {
+        "date": benchmark_report.now(),
+        "machine": info,
+        "settings": settings,
+        "normalize_seconds": normalize_seconds,
+    }
     print(*header(result), sep="\n", flush=True)
     before = matmul_rates(args, "before the models")
     rows = [measure_model(args, data, images, name) for name in args.models]
@@ -192,11 +197,11 @@ def run(args) -> dict:
     result |= {"results": rows, "matmul": {"before": before, "after": after, "used_gflops": used}}
     result |= {"cpu_pressure_after": cpu_pressure(), "peak_rss_mb": round(peak_rss_mb(), 1)}
     result["peak_rss_note"] = "whole process; it includes digitlab's normalised copy of the training images"
-    print(*footer(result), *report.markdown_table(rows, columns(args.precisions)), "", sep="\n")
+    print(*footer(result), *benchmark_report.markdown_table(rows, columns(args.precisions)), "", sep="\n")
     shares = {
         f"{row['model']} {side}": share for row in rows for side, share in compare.stall_shares(row["sides"]).items()
     }
-    print(*report.stall_lines(shares), sep="\n", flush=True)
+    print(*benchmark_report.stall_lines(shares), sep="\n", flush=True)
     return result
 
 

@@ -32,9 +32,9 @@ from pathlib import Path
 
 import common
 from digitlab.models import MODELS
-from digitlab.perf import report
+from digitlab.perf import benchmark_report
+from digitlab.perf.benchmark_report import Column, log
 from digitlab.perf.machine import physical_cores
-from digitlab.perf.report import Column, log
 from digitlab.store import rundir
 from digitlab.store.files import read_json
 
@@ -120,15 +120,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     examples = args.train_limit or FULL_TRAIN_EXAMPLES
-    date, info = report.now(), report.machine(threads=args.threads or physical_cores())  # the runs' threads
+    date, info = (
+        benchmark_report.now(),
+        benchmark_report.machine(threads=args.threads or physical_cores()),
+    )  # the runs' threads
     log(f"peak memory of digitlab train at batch {args.batch_size}, {examples} examples, {args.epochs} epoch(s)")
     with tempfile.TemporaryDirectory(prefix="digitlab-peak-memory-") as folder:
         rows = [measure(args, model, Path(folder)) for model in args.models]
     print(f"# Peak RSS of `digitlab train`, batch {args.batch_size}, {args.precision}", "", sep="\n")
-    print(f"- date: {date}", *report.machine_lines(info), sep="\n")
+    print(f"- date: {date}", *benchmark_report.machine_lines(info), sep="\n")
     each = f"{args.epochs} epoch(s) on {examples} training examples, then the full test set's evaluation"
     print(f"- each run: {each}; its own process", "", sep="\n")
-    print(*report.markdown_table(rows, columns(args)), sep="\n", flush=True)
+    print(*benchmark_report.markdown_table(rows, columns(args)), sep="\n", flush=True)
     if args.json:
         common.save_json(args.json, {"date": date, "settings": vars(args), "machine": info, "results": rows})
         log(f"results written to {args.json}")

@@ -20,9 +20,9 @@ import common
 from digitlab.config import TrainConfig
 from digitlab.models import MODELS
 from digitlab.paper.stats import paired, summarize
-from digitlab.perf import report
+from digitlab.perf import benchmark_report
+from digitlab.perf.benchmark_report import Column
 from digitlab.perf.machine import physical_cores
-from digitlab.perf.report import Column
 from digitlab.store import rundir
 from digitlab.store.files import read_json
 from digitlab.training.fit import fit
@@ -78,10 +78,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = f"batch {args.batch_size}, Adam lr 0.001, seeds 0..{args.seeds - 1}"
     print(f"# bf16 vs fp32: test accuracy after {args.epochs} epochs, {settings}", "", sep="\n")
-    print(f"- date: {report.now()}", *report.machine_lines(report.machine(threads=physical_cores())), "", sep="\n")
-    print(*report.table_header(COLUMNS), sep="\n", flush=True)
+    print(
+        f"- date: {benchmark_report.now()}",
+        *benchmark_report.machine_lines(benchmark_report.machine(threads=physical_cores())),
+        "",
+        sep="\n",
+    )
+    print(*benchmark_report.table_header(COLUMNS), sep="\n", flush=True)
     for model in args.models:  # a row as soon as the model's runs are done
-        print(report.table_row(compare_model(args, model), COLUMNS), flush=True)
+        print(benchmark_report.table_row(compare_model(args, model), COLUMNS), flush=True)
     return 0
 
 

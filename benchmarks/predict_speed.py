@@ -38,9 +38,9 @@ from digitlab.inference.export import export_onnx
 from digitlab.inference.load import load_model
 from digitlab.inference.onnx_model import OnnxClassifier
 from digitlab.inference.predict import probabilities
-from digitlab.perf import report
+from digitlab.perf import benchmark_report
+from digitlab.perf.benchmark_report import Column, log
 from digitlab.perf.machine import cpu_pressure
-from digitlab.perf.report import Column, log
 from digitlab.perf.timer import Timer
 from digitlab.training.fit import fit
 
@@ -99,7 +99,7 @@ COLUMNS = [
     Column("best", lambda row: f"{row['best_images_per_s']:,.0f}"),
     Column("ms per batch", lambda row: f"{row['ms_per_batch']:.3f}"),
     Column("vs torch", lambda row: f"{row['vs_torch']:.2f}x"),
-    Column("max CPU stall %", lambda row: report.number(row["cpu_stall_percent"], 0)),
+    Column("max CPU stall %", lambda row: benchmark_report.number(row["cpu_stall_percent"], 0)),
 ]
 
 
@@ -119,14 +119,14 @@ def markdown(result: dict) -> str:
         "# Predict speed: PyTorch and ONNX Runtime, decode excluded",
         "",
         f"- date: {result['date']}",
-        *report.machine_lines(result["machine"]),
+        *benchmark_report.machine_lines(result["machine"]),
         f"- onnxruntime {setup['onnxruntime']} (CPUExecutionProvider, default threads), opset {setup['opset']}",
         f"- images: {setup['images']} 28x28 uint8 ({setup['image_source']}) -> class probabilities; "
         f"{setup['rounds']} timed rounds per batch size after one un-timed pass, engines alternating",
         f"- models: {'; '.join(f'{name}: {text}' for name, text in setup['models'].items())}",
         f"- command: `{result['command']}`",
         "",
-        *report.markdown_table(result["rows"], COLUMNS),
+        *benchmark_report.markdown_table(result["rows"], COLUMNS),
         "",
         target_line(result["rows"]),
         "- images/s: images over the median round's wall seconds (best: over the fastest round); "
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = common.data_dir(args.data_dir)
     dataset = common.load_data(args.data_dir)
     images = dataset.test_images[: args.images].numpy()
-    info = report.machine()
+    info = benchmark_report.machine()
     rows, described, opset = [], {}, None
     with tempfile.TemporaryDirectory(prefix="digitlab-predict-speed-") as folder:
         for name in args.models:
@@ -184,7 +184,13 @@ def main(argv: list[str] | None = None) -> int:
         "models": described, "opset": opset, "onnxruntime": onnxruntime.__version__,
         "torch_threads": torch.get_num_threads(),
     }  # fmt: skip
-    result = {"date": report.now(), "machine": info, "command": common.command(), "setup": setup, "rows": rows}
+    result = {
+        "date": benchmark_report.now(),
+        "machine": info,
+        "command": common.command(),
+        "setup": setup,
+        "rows": rows,
+    }
     result |= {"target_images_per_s": TARGET_IMAGES_PER_S, "cpu_pressure_after": cpu_pressure()}
     stem = Path(args.out) / "predict_speed"
     common.save_report(stem, result, markdown(result))

@@ -21,7 +21,7 @@ from pathlib import Path
 import common
 from digitlab.config import SEEDS_HELP, parse_seeds
 from digitlab.errors import ConfigError
-from digitlab.perf.report import log
+from digitlab.perf.benchmark_report import log
 from digitlab.recipes import load as load_recipe
 from digitlab.store import rundir
 from digitlab.store.files import read_json, read_rows, write_json

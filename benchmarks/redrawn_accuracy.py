@@ -32,8 +32,8 @@ from scipy import ndimage
 import common
 from digitlab.inference.classifier import open_classifier
 from digitlab.inference.recognise import predict_files
-from digitlab.perf import report
-from digitlab.perf.report import log
+from digitlab.perf import benchmark_report
+from digitlab.perf.benchmark_report import log
 
 CANVAS = (60, 600)  # pixels a side of the paper, each side drawn independently
 HEIGHT_SHARE = (0.25, 0.9)  # the digit's ink height as a share of the canvas height
@@ -138,7 +138,7 @@ def markdown(result: dict) -> str:
         "",
         f"- date: {result['date']}",
         f"- command: `{result['command']}`",
-        *report.machine_lines(result["machine"]),
+        *benchmark_report.machine_lines(result["machine"]),
         f"- model: {setup['model']}",
         f"- images: the first {setup['images']} MNIST test digits ({setup['image_source']}), re-drawn with seed "
         f"{setup['seed']}: canvas {CANVAS[0]}-{CANVAS[1]} px a side, ink height {HEIGHT_SHARE[0]:.0%}-"
@@ -207,7 +207,12 @@ def main(argv: list[str] | None = None) -> int:
     wrong = [
         {"index": int(i), "label": int(labels[i]), "guess": int(guessed[i]), **drawn[i]} for i in np.flatnonzero(~right)
     ]
-    result = {"date": report.now(), "machine": report.machine(), "command": common.command(), "setup": setup}
+    result = {
+        "date": benchmark_report.now(),
+        "machine": benchmark_report.machine(),
+        "command": common.command(),
+        "setup": setup,
+    }
     result |= {"overall": overall, "subsets": groups(drawn, right), "wrong": wrong}
     stem = Path(args.out) / "redrawn_accuracy"
     common.save_report(stem, result, markdown(result))

@@ -36,9 +36,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 import common
-from digitlab.perf import report
+from digitlab.perf import benchmark_report
+from digitlab.perf.benchmark_report import Column, log
 from digitlab.perf.machine import cpu_pressure, cpu_stall_us
-from digitlab.perf.report import Column, log
 
 TARGET_P50_MS = 20.0  # at one client, on a 2-core machine (issue 11)
 
@@ -150,7 +150,7 @@ COLUMNS = [
     Column("mean ms", lambda row: f"{row['mean_ms']:.1f}"),
     Column("max ms", lambda row: f"{row['max_ms']:.1f}"),
     Column("requests/s", lambda row: f"{row['throughput_per_s']:.0f}"),
-    Column("CPU stall %", lambda row: report.number(row["cpu_stall_percent"], 0)),
+    Column("CPU stall %", lambda row: benchmark_report.number(row["cpu_stall_percent"], 0)),
 ]
 
 
@@ -161,14 +161,14 @@ def markdown(result: dict) -> str:
         "# Serving latency: POST /predict of `digitlab serve`",
         "",
         f"- date: {result['date']}",
-        *report.machine_lines(result["machine"]),
+        *benchmark_report.machine_lines(result["machine"]),
         f"- model: {setup['model']}; server: uvicorn {setup['uvicorn']}, fastapi {setup['fastapi']}, one process "
         f"on 127.0.0.1, clients in this process (httpx {setup['httpx']}, one keep-alive connection each)",
         f"- each request: a {setup['picture_bytes']}-byte 280x280 PNG of a drawn 7 (what the page sends); "
         f"{setup['warmup']} un-timed warm-up requests first",
         f"- command: `{result['command']}`",
         "",
-        *report.markdown_table(levels, COLUMNS),
+        *benchmark_report.markdown_table(levels, COLUMNS),
         "",
     ]
     if one:
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     picture = drawn_seven()
-    info = report.machine()
+    info = benchmark_report.machine()
     rows = []
     with tempfile.TemporaryDirectory(prefix="digitlab-serve-latency-") as folder:
         with running_server(args.model, Path(folder) / "serve.log") as url:
@@ -218,11 +218,11 @@ def main(argv: list[str] | None = None) -> int:
                 log(
                     f"{clients} clients: p50 {row['p50_ms']:.1f} ms, p99 {row['p99_ms']:.1f} ms, "
                     f"{row['throughput_per_s']:.0f} requests/s, "
-                    f"CPU stall {report.number(row['cpu_stall_percent'], 0)} %"
+                    f"CPU stall {benchmark_report.number(row['cpu_stall_percent'], 0)} %"
                 )
     setup = {"model": model, "picture_bytes": len(picture), "warmup": args.warmup, "requests": args.requests}
     setup |= {"uvicorn": uvicorn.__version__, "fastapi": fastapi.__version__, "httpx": httpx.__version__}
-    result = {"date": report.now(), "machine": info, "torch": info["torch"], "command": common.command()}
+    result = {"date": benchmark_report.now(), "machine": info, "torch": info["torch"], "command": common.command()}
     result |= {"setup": setup, "levels": rows, "target_p50_ms": TARGET_P50_MS}
     stem = Path(args.out) / "serve_latency"
     common.save_report(stem, result, markdown(result))

@@ -18,8 +18,8 @@ import torch
 import common
 from digitlab.config import TrainConfig
 from digitlab.data.dataset import normalize
+from digitlab.perf.benchmark_report import log, machine, machine_lines
 from digitlab.perf.machine import cpu_pressure_avg10
-from digitlab.perf.report import log, machine, machine_lines
 from digitlab.store.files import write_json
 from one_epoch import trainer_epoch
 

@@ -1,4 +1,6 @@
-"""Benchmark reports: progress on stderr, the machine the numbers were measured on, Markdown tables, JSON.
+"""The pieces of a benchmark report: progress lines on stderr (log), the time (now), the machine the numbers
+were measured on (machine, machine_lines), Markdown tables (Column, markdown_table, number) and the note on CPU
+stall during timing (stall_lines).
 
 Every report says what machine it ran on (CPU model and features, cores, threads, versions, CPU pressure):
 bf16 is fast only where the CPU has avx512_bf16 or AMX, and a busy neighbour inflates every time.
