@@ -1,4 +1,5 @@
-"""digitlab.models: every model's shapes and gradients, the BLSTM heads, and build()'s sizes."""
+"""digitlab.models: every model's shapes and gradients, the BLSTM heads, building from settings or a config, and
+the state_dict keys saved runs hold."""
 
 from __future__ import annotations
 
@@ -201,6 +202,37 @@ def test_dropout_is_passed_on():
     assert model.lstm.dropout == 0.25
     mlp = build("mlp", (28, 28), 10, hidden_size=8, dropout=0.25)
     assert [m.p for m in mlp.modules() if isinstance(m, nn.Dropout)] == [0.25, 0.25]
+
+
+def test_model_settings_are_the_configs_model_fields():
+    import dataclasses
+
+    from digitlab.config import TrainConfig
+
+    model_group = [f.name for f in dataclasses.fields(TrainConfig) if f.metadata["group"] == "model"]
+    assert list(models.ModelSettings._fields) == model_group
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_each_model_builds_itself_from_a_config(name):
+    from digitlab.config import TrainConfig
+
+    config = TrainConfig(model=name, hidden_size=8, num_layers=2, dropout=0.1)
+    torch.manual_seed(0)
+    from_config = models.build_from_config(config, (12, 16), 4)
+    torch.manual_seed(0)
+    built = build(name, (12, 16), 4, hidden_size=8, num_layers=2, dropout=0.1)
+    assert type(from_config) is MODELS[name] is type(MODELS[name].from_config(config, (12, 16), 4))
+    assert from_config.state_dict().keys() == built.state_dict().keys()
+    for key, value in from_config.state_dict().items():
+        assert torch.equal(value, built.state_dict()[key]), key
+
+
+@pytest.mark.parametrize("name", [name for name in MODELS if name != "vgg"])
+def test_channels_are_refused_by_models_without_convolution_blocks(name):
+    with pytest.raises(ValueError) as refusal:
+        build(name, (28, 28), 10, channels=8)
+    assert str(refusal.value) == f"--channels sizes convolution blocks (the vgg model); the {name} model has none"
 
 
 def test_build_from_config_uses_the_config():
