@@ -13,7 +13,8 @@ import time
 import pytest
 
 from digitlab.cli import main
-from digitlab.paper import experiments
+from digitlab.paper.cells import status
+from digitlab.paper.grid import FIGURE3_OPTIMIZERS
 from digitlab.store import rundir
 from digitlab.store.files import read_json, read_rows
 from helpers import write_dataset
@@ -66,13 +67,13 @@ def test_every_cell_finished_including_tuned(quick_reproduction):
     folders = list((quick_reproduction / "cells").iterdir())
     roles = {f.name.split("-")[0] for f in folders}
     assert roles == {"table", "fixed", "select", "tuned"}
-    assert all(experiments.status(f) in ("done", "diverged") for f in folders)
+    assert all(status(f) in ("done", "diverged") for f in folders)
     assert sum(f.name.startswith("tuned-") for f in folders) == 4
 
 
 def test_optimizers_share_initial_weights_and_batch_order(quick_reproduction):
     fixed = [f for f in (quick_reproduction / "cells").iterdir() if f.name.startswith("fixed-")]
-    assert {rundir.load_config(f).optimizer for f in fixed} == set(experiments.FIGURE3_OPTIMIZERS)
+    assert {rundir.load_config(f).optimizer for f in fixed} == set(FIGURE3_OPTIMIZERS)
     weights = {read_json(f / rundir.RESULT)["initial_weights_sha256"] for f in fixed}
     orders = {tuple(row["batch_order_sha256"] for row in read_rows(f / rundir.METRICS)) for f in fixed}
     assert len(weights) == 1 and len(orders) == 1

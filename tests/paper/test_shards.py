@@ -15,7 +15,9 @@ import pytest
 
 from digitlab.cli import main
 from digitlab.config import TrainConfig
-from digitlab.paper import experiments
+from digitlab.paper.cells import unfinished
+from digitlab.paper.grid import FIGURE3_OPTIMIZERS, figure3_cells, shard_order, table_cells
+from digitlab.paper.manifest import MANIFEST, update_manifest
 from digitlab.shard import Shard
 from digitlab.store import rundir
 from digitlab.store.files import read_json, read_rows
@@ -79,9 +81,9 @@ def test_bad_shards_are_refused_before_anything_is_written(tmp_path, capsys, sha
 
 def test_figure3s_tuned_cells_go_last_and_leave_the_others_in_their_shards():
     base = TrainConfig(progress="none")
-    search_only = experiments.shard_order(experiments.figure3_cells(base, [0, 1], None))
-    best = dict.fromkeys(experiments.FIGURE3_OPTIMIZERS, 0.01)
-    with_tuned = experiments.shard_order(experiments.figure3_cells(base, [0, 1], best))
+    search_only = shard_order(figure3_cells(base, [0, 1], None))
+    best = dict.fromkeys(FIGURE3_OPTIMIZERS, 0.01)
+    with_tuned = shard_order(figure3_cells(base, [0, 1], best))
     assert [c.role for c in with_tuned[len(search_only) :]] == ["tuned"] * 8
     for k in (1, 2, 3):
         before, after = Shard(k, 3).take(search_only), Shard(k, 3).take(with_tuned)
@@ -91,16 +93,13 @@ def test_figure3s_tuned_cells_go_last_and_leave_the_others_in_their_shards():
 def test_manifest_updates_from_processes_at_once_all_stay(tmp_path):
     out = tmp_path / "out"
     manifest = {"experiments": ["table2"], "seeds": [0], "quick": True, "precision": "fp32"}
-    cells = experiments.table_cells("table2", TrainConfig(progress="none"), [0])
-    threads = [
-        threading.Thread(target=experiments.update_manifest, args=(out, manifest, f"command {n}", cells))
-        for n in range(8)
-    ]
+    cells = table_cells("table2", TrainConfig(progress="none"), [0])
+    threads = [threading.Thread(target=update_manifest, args=(out, manifest, f"command {n}", cells)) for n in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    saved = read_json(out / experiments.MANIFEST)
+    saved = read_json(out / MANIFEST)
     assert sorted(saved["commands"]) == [f"command {n}" for n in range(8)]
     assert saved["cells"] == sorted(c.name for c in cells)
 
@@ -174,11 +173,11 @@ def test_shards_at_once_run_every_cell_exactly_once(all_shards):
     for folder in (out / "cells").iterdir():
         assert rundir.is_finished(folder)
         assert [row["epoch"] for row in read_rows(folder / rundir.METRICS)] == [1, 2, 3, 4]
-    manifest = read_json(out / experiments.MANIFEST)
+    manifest = read_json(out / MANIFEST)
     assert len(manifest["commands"]) == 3 and manifest["cells"] == cells
     # The shard that finished the grid built the complete report (both may have, one after the other).
     assert any("report: " in output for output in outputs[1:])
-    assert experiments.unfinished(out) == []
+    assert unfinished(out) == []
 
 
 def test_report_from_every_shards_cells(all_shards, capsys):

@@ -16,7 +16,9 @@ import torch
 
 from digitlab.errors import ConfigError
 from digitlab.paper import contention
-from digitlab.paper.experiments import FAILED, MANIFEST, MANIFEST_LOCK, PAPER_TABLES, unfinished
+from digitlab.paper.cells import FAILED, unfinished
+from digitlab.paper.grid import PAPER_TABLES
+from digitlab.paper.manifest import MANIFEST, MANIFEST_LOCK
 from digitlab.paper.sections import figure3_section, key_table, table_section
 from digitlab.store import lock, rundir
 from digitlab.store.files import read_json, read_rows, write_json

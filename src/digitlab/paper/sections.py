@@ -7,7 +7,7 @@ from pathlib import Path
 
 from digitlab.paper import plots
 from digitlab.paper.contention import MARK, epoch_contended, marked
-from digitlab.paper.experiments import FIGURE3_BATCH, FIGURE3_EPOCHS, FIGURE3_OPTIMIZERS, LR_GRID, PAPER_TABLES
+from digitlab.paper.grid import FIGURE3_BATCH, FIGURE3_EPOCHS, FIGURE3_OPTIMIZERS, LR_GRID, PAPER_TABLES
 from digitlab.paper.stats import paired, summarize
 
 
