@@ -16,7 +16,8 @@ from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
 from digitlab.inference.classifier import open_classifier
-from digitlab.serve.app import IMAGE_SHAPE, MAX_UPLOAD_BYTES, create_app
+from digitlab.inference.mnist_like import IMAGE_SHAPE
+from digitlab.serve.app import MAX_UPLOAD_BYTES, create_app
 
 
 @pytest.fixture(scope="module")

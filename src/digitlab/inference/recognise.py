@@ -1,8 +1,12 @@
-"""Recognising the digits in a person's image files: each decoded and made MNIST-like (digitlab.inference.images),
-then all classified in batches by one loaded model (digitlab.inference.classifier).
+"""Recognising the digits in a person's image files: each decoded (digitlab.inference.decode) and made MNIST-like
+(digitlab.inference.mnist_like), then all classified in batches by one loaded model (digitlab.inference.classifier).
 
 A file that cannot be used gives its own error entry and the others go on, so that one bad file in a folder
 does not cost the answers for the rest. Each answer has the same fields as the web API's (digitlab.serve).
+
+Holds the answers for images (recognise) or for probabilities already computed (describe, answer), the image
+files command-line arguments name (find_images), one file's image as the model sees it (prepare), and the
+whole of `digitlab predict MODEL FILE ...`'s work (predict_files).
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from PIL import Image
 from digitlab.console import class_name
 from digitlab.errors import ConfigError, RunError
 from digitlab.inference.classifier import BATCH, Classifier
-from digitlab.inference.images import SIZE, SUFFIXES, ImageError, decode, load_file, to_mnist
+from digitlab.inference.decode import SUFFIXES, ImageError, decode, load_file
+from digitlab.inference.mnist_like import IMAGE_SHAPE, to_mnist
 
 TOP = 3  # the most probable classes listed with each answer
 
@@ -81,7 +86,7 @@ def predict_files(classifier: Classifier, sources: Iterable[Source], show_dir: s
     """Classify each file: per source, in order, {"file": its name} with recognise()'s fields, or with "error":
     one line naming the file and what was wrong. With `show_dir`, each 28x28 image the model saw is written there
     as a PNG (its path under "preprocessed"), numbered in order so that files of the same name stay apart."""
-    if tuple(classifier.image_shape) != (SIZE, SIZE):
+    if tuple(classifier.image_shape) != IMAGE_SHAPE:
         height, width = classifier.image_shape
         raise ConfigError(
             f"{classifier.source} takes {height}x{width} images, but pictures are prepared as 28x28 MNIST "

@@ -29,13 +29,13 @@ from starlette.exceptions import HTTPException
 
 from digitlab import __version__
 from digitlab.errors import ConfigError, DigitlabError
-from digitlab.inference.images import decode, to_mnist
+from digitlab.inference.decode import decode
+from digitlab.inference.mnist_like import IMAGE_SHAPE, to_mnist
 from digitlab.inference.recognise import describe
 
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024  # the whole request body, all files of a batch together
 MAX_FILES = 64  # images in one request
-IMAGE_SHAPE = (28, 28)  # what digitlab.inference.images.to_mnist makes
 # A part's Content-Type that may hold an image: browsers and curl send image/...; curl sends octet-stream
 # for an unknown extension, and a part may have no type at all. Anything else is refused with 415.
 UNTYPED_PARTS = ("", "application/octet-stream")

@@ -1,4 +1,4 @@
-"""A person's own picture of a digit, brought to the form of an MNIST digit as MNIST itself was made.
+"""A decoded picture of a digit brought to the form of an MNIST digit, as MNIST itself was made.
 
 LeCun's MNIST took NIST's scanned digits, scaled each to fit a 20x20 box keeping its aspect ratio (anti-
 aliased, so the edges became grey), and placed it in a 28x28 field so that its centre of mass lands at the
@@ -8,33 +8,23 @@ that, so a photo, a scan or a drawing is put into the same form before it is cla
 its noise are taken away, the strokes are stretched to full brightness, cropped, brought to MNIST's stroke
 width, scaled into 20x20 and centred by mass.
 
-decode() refuses what cannot be a picture of a digit with one line naming the file (ImageError and its
-subclasses carry the HTTP status a server answers with): an empty file, one that is no image, a truncated
-one, a format Pillow cannot read, an image too large to decode safely (a decompression bomb is refused from
-its header, before its pixels are decompressed), one too small to hold a digit; to_mnist() refuses a page
-with no ink.
+Holds MNIST's geometry (MNIST_SIDE, IMAGE_SHAPE, BOX_SIDE, CENTRE) and the ink and stroke thresholds, the whole
+step (to_mnist), finding the ink (ink_plane) and measuring strokes (stroke_width); the private helpers crop,
+resize, mend the strokes and place the digit. to_mnist() refuses a page with no ink (decode.ImageError).
 """
 
 from __future__ import annotations
 
-import io
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 from scipy import ndimage
 
-from digitlab.errors import DigitlabError
+from digitlab.inference.decode import ImageError
 
-# 50 megapixels: larger than any phone camera's photo (a 48 MP sensor writes 8000x6000), yet bounded: a
-# greyscale float copy of it is 200 MB. A PNG of 20000x20000 one-bit pixels compresses to some 60 kB.
-MAX_PIXELS = 50_000_000
-MAX_FILE_BYTES = 100_000_000  # an image file larger than this is not read at all
-SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")  # a folder's files taken as images
-MIN_SIDE = 8  # pixels: anything smaller cannot show a digit's shape
-MNIST_SIDE = SIZE = 28  # the field an MNIST digit lies in
+MNIST_SIDE = 28  # the field an MNIST digit lies in
+IMAGE_SHAPE = (MNIST_SIDE, MNIST_SIDE)  # (height, width) of what to_mnist makes: what a model must take
 BOX_SIDE = 20  # the box the digit is scaled to fit, keeping its aspect ratio
 CENTRE = 14.0  # where MNIST's centres of mass lie (row and column index; measured: 13.99, 14.00 on the test set)
 LARGEST_SIDE = 2048  # larger pictures are first reduced (area average): no digit needs more
@@ -47,118 +37,6 @@ MIN_CONTRAST = 0.1  # of the full range: a fainter difference from the paper is 
 NOISE_SIGMAS = 4  # ink must stand out from the paper by this many standard deviations of its noise
 SPECK_SHARE = 0.02  # marks with less than this share of the ink (dust, a paper fibre) are dropped
 BORDER_SHARE = 0.05  # the frame whose median is the paper's level: 5% of each side, at least one pixel
-# Formats Pillow cannot read, by their first bytes, so that the message says what the file is.
-KNOWN_UNREADABLE = [
-    (b"%PDF", "a PDF document"),
-    (b"<svg", "an SVG drawing"),
-    (b"<?xml", "an XML document (an SVG drawing?)"),
-]
-HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis")
-
-
-class ImageError(DigitlabError):
-    """A file that cannot be used as a picture of a digit; the message names the file (HTTP 400)."""
-
-
-class ImageTooLarge(ImageError):
-    """An image with more pixels than MAX_PIXELS, a possible decompression bomb (HTTP 413)."""
-
-    http_status = 413
-
-
-class UnreadableFormat(ImageError):
-    """An image in a format Pillow cannot decode (HTTP 415)."""
-
-    http_status = 415
-
-
-def load_file(path: str | Path) -> Image.Image:
-    """decode() of a file's bytes, or of standard input's for "-"; ImageError, one line, if it cannot be read."""
-    name = str(path)
-    if name == "-":
-        data = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
-        if len(data) > MAX_FILE_BYTES:
-            raise ImageTooLarge(f"-: standard input holds over {MAX_FILE_BYTES:,} bytes, the limit for an image")
-        return decode(data, name)
-    path = Path(path)
-    if not path.exists():
-        raise ImageError(f"{name}: no such file; pass an image file, a folder of them or a pattern such as '*.png'")
-    if path.is_dir():
-        raise ImageError(f"{name}: a folder without image files ({', '.join(SUFFIXES)}); pass image files")
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise ImageTooLarge(f"{name}: the file is {size:,} bytes, over the limit of {MAX_FILE_BYTES:,}")
-        data = path.read_bytes()
-    except OSError as error:
-        raise ImageError(f"{name}: cannot be read ({error.strerror or error}); check its permissions") from None
-    return decode(data, name)
-
-
-def decode(data: bytes, name: str) -> Image.Image:
-    """The picture in `data` (a file's bytes), loaded: the first frame of an animation, turned upright as its
-    EXIF orientation says. Refuses, with one line naming `name`, what cannot be a picture of a digit."""
-    if not data:
-        raise ImageError(f"{name}: the file is empty; pass an image file (PNG, JPEG, ...)")
-    try:
-        image = Image.open(io.BytesIO(data))  # lazy: reads the header only
-    except UnidentifiedImageError:
-        raise _unidentified(data, name) from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise ImageTooLarge(f"{name}: {_first_line(error)}; pass an image under {MAX_PIXELS:,} pixels") from None
-    except (OSError, SyntaxError, ValueError) as error:  # a header that Pillow recognised but could not parse
-        raise ImageError(f"{name}: the image is damaged ({_first_line(error)}); save it again as PNG or JPEG") from None
-    width, height = image.size
-    if width * height > MAX_PIXELS:
-        raise ImageTooLarge(
-            f"{name}: the image is {width}x{height} pixels, over the limit of {MAX_PIXELS:,} pixels (a possible "
-            f"decompression bomb); scale it down below that"
-        )
-    if min(width, height) < MIN_SIDE:
-        raise ImageError(
-            f"{name}: the image is only {width}x{height} pixels, too small to hold a digit; pass one of at least "
-            f"{MIN_SIDE}x{MIN_SIDE}"
-        )
-    try:
-        image.load()  # the first frame of a GIF, an animated PNG or WebP, a multi-page TIFF
-        image = ImageOps.exif_transpose(image) or image
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise ImageTooLarge(f"{name}: {_first_line(error)}; pass an image under {MAX_PIXELS:,} pixels") from None
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, MemoryError) as error:
-        reason = _first_line(error)
-        if "truncated" in reason or isinstance(error, EOFError):
-            raise ImageError(f"{name}: the file is truncated ({reason}); copy or save it again") from None
-        if "decoder" in reason or "not supported" in reason or "unsupported" in reason.lower():
-            raise UnreadableFormat(
-                f"{name}: Pillow cannot decode this {image.format} image ({reason}); save it as PNG or JPEG"
-            ) from None
-        raise ImageError(
-            f"{name}: the {image.format} image is damaged ({reason}); save it again as PNG or JPEG"
-        ) from None
-    return image
-
-
-def _unidentified(data: bytes, name: str) -> ImageError:
-    """The error for bytes in which Pillow recognises no image format: a known format it cannot read (415),
-    or something that is no image at all (400)."""
-    head = data[:64].lstrip()
-    for magic, what in KNOWN_UNREADABLE:
-        if head.startswith(magic):
-            return UnreadableFormat(f"{name}: the file is {what}, which digitlab cannot read; save it as PNG or JPEG")
-    if data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS:
-        return UnreadableFormat(
-            f"{name}: the file is a HEIF/AVIF image ({data[8:12].decode()}), which this Pillow cannot read; "
-            f"save it as PNG or JPEG"
-        )
-    return ImageError(
-        f"{name}: the file is not an image (no image format recognised in it); pass a PNG, JPEG, BMP, GIF, TIFF "
-        f"or WebP file"
-    )
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return (text.splitlines()[0] if text else type(error).__name__)[:200]
 
 
 def to_mnist(image: Image.Image, name: str) -> np.ndarray:

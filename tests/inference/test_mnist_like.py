@@ -1,53 +1,27 @@
-"""A person's own pictures made MNIST-like (digitlab.inference.images): decode() and to_mnist().
+"""A decoded picture brought to MNIST's form (digitlab.inference.mnist_like): to_mnist().
 
 Synthetic drawings of every kind a person may pass (dark on light, light on dark, transparent, off-centre,
 huge, thin and thick strokes, 16-bit, palette, each file format) must land as MNIST's digits lie: a light
-digit on black, inside 20x20, its centre of mass at the centre of the 28x28 field. Every file that cannot
-be used is refused with one line that names it, before a decompression bomb is decompressed.
+digit on black, inside 20x20, its centre of mass at the centre of the 28x28 field. A page without ink is
+refused with one line that names it.
 """
 
 from __future__ import annotations
 
-import io
-import struct
-import zlib
-
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFile
+from PIL import Image
 from scipy import ndimage
 
-from digitlab.inference import images
-from digitlab.inference.images import ImageError, ImageTooLarge, UnreadableFormat, decode, load_file, to_mnist
-
-SEVEN = [(0.28, 0.2), (0.75, 0.2), (0.42, 0.85)]  # a 7 as fractions of the canvas: top bar, then the stem
-FOUR = [[(0.6, 0.85), (0.6, 0.15), (0.25, 0.6), (0.75, 0.6)]]
-
-
-def drawing(
-    size=(200, 200), strokes=(SEVEN,), width=None, paper=255, ink=0, mode="L", box=(0.0, 0.0, 1.0, 1.0)
-) -> Image.Image:
-    """`strokes` (lines through points given as fractions of `box`, itself a fraction of the canvas) drawn in
-    `ink` on `paper`, `width` pixels wide (default: a twelfth of the box's height)."""
-    image = Image.new(mode, size, paper)
-    draw = ImageDraw.Draw(image)
-    left, top, right, bottom = box[0] * size[0], box[1] * size[1], box[2] * size[0], box[3] * size[1]
-    width = width or max(1, round((bottom - top) / 12))
-    for points in strokes:
-        xy = [(left + x * (right - left), top + y * (bottom - top)) for x, y in points]
-        draw.line(xy, fill=ink, width=width, joint="curve")
-    return image
-
-
-def encode(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **options)
-    return buffer.getvalue()
+from digitlab.inference import mnist_like
+from digitlab.inference.decode import ImageError, decode
+from digitlab.inference.mnist_like import IMAGE_SHAPE, to_mnist
+from drawings import drawing, encode
 
 
 def assert_mnist_like(digit: np.ndarray) -> None:
     """As MNIST's digits: uint8 28x28, bright ink on a black field, inside 20x20, centred by mass."""
-    assert digit.shape == (28, 28) and digit.dtype == np.uint8
+    assert digit.shape == IMAGE_SHAPE == (28, 28) and digit.dtype == np.uint8
     assert digit.max() == 255
     rows, cols = np.flatnonzero(digit.any(axis=1)), np.flatnonzero(digit.any(axis=0))
     assert rows[-1] - rows[0] < 20 and cols[-1] - cols[0] < 20
@@ -138,73 +112,8 @@ def test_thin_and_thick_strokes_come_out_as_wide_as_mnists():
     widths = []
     for image in (drawing(size=(3000, 2000), box=(0.4, 0.1, 0.7, 0.9), width=3), drawing(width=45), drawing()):
         digit = prepared(image).astype(np.float32) / 255
-        widths.append(images.stroke_width(np.kron(digit, np.ones((8, 8)))) / 8)  # measured as to_mnist measures
+        widths.append(mnist_like.stroke_width(np.kron(digit, np.ones((8, 8)))) / 8)  # measured as to_mnist measures
     assert all(1.5 <= width <= 4.0 for width in widths), widths
-
-
-def test_the_first_frame_of_an_animation_is_read():
-    seven, four = drawing(), drawing(strokes=FOUR)
-    animation = encode(seven, "GIF", save_all=True, append_images=[four], duration=100, loop=0)
-    assert np.array_equal(to_mnist(decode(animation, "a.gif"), "a.gif"), prepared(seven, "GIF"))
-
-
-def test_a_photo_is_turned_upright_by_its_exif_orientation():
-    upright = drawing(size=(200, 300))
-    exif = Image.Exif()
-    exif[0x0112] = 6  # the camera was turned: rotate 90 degrees clockwise to show it
-    stored = upright.transpose(Image.Transpose.ROTATE_90)
-    decoded = decode(encode(stored, "JPEG", exif=exif, quality=95), "photo.jpg")
-    assert decoded.size == upright.size
-
-
-def png_header_patched(width: int, height: int) -> bytes:
-    """A small valid PNG whose IHDR claims width x height pixels (its CRC fixed, so the header is valid)."""
-    data = bytearray(encode(drawing(size=(16, 16))))
-    assert data[12:16] == b"IHDR"
-    data[16:24] = struct.pack(">II", width, height)
-    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
-    return bytes(data)
-
-
-def noise_png() -> bytes:
-    return encode(Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)))
-
-
-BAD = {
-    "empty.png": (lambda: b"", ImageError, "empty"),
-    "notes.png": (lambda: b"these are words, not pixels\n" * 20, ImageError, "not an image"),
-    "half.png": (lambda: noise_png()[:2000], ImageError, "truncated"),
-    "tiny.png": (lambda: encode(Image.new("L", (5, 5), 255)), ImageError, "too small"),
-    "bomb.png": (lambda: png_header_patched(100_000, 100_000), ImageTooLarge, "pixels"),
-    "big.png": (lambda: png_header_patched(8000, 7000), ImageTooLarge, "over the limit"),
-    "paper.pdf": (lambda: b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n", UnreadableFormat, "PDF"),
-    "photo.heic": (lambda: b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64), UnreadableFormat, "HEIF"),
-}
-
-
-@pytest.mark.parametrize("name", BAD)
-def test_an_unusable_file_is_refused_with_one_line_naming_it(name):
-    data, kind, words = BAD[name]
-    with pytest.raises(kind) as caught:
-        decode(data(), name)
-    message = str(caught.value)
-    assert message.startswith(f"{name}: ") and words in message and "\n" not in message
-
-
-def test_errors_carry_the_http_status_a_server_answers():
-    assert ImageError.http_status == 400 and ImageTooLarge.http_status == 413 and UnreadableFormat.http_status == 415
-    assert issubclass(ImageTooLarge, ImageError) and issubclass(UnreadableFormat, ImageError)
-
-
-def test_a_bomb_is_refused_from_its_header_before_it_is_decoded(monkeypatch):
-    def never(self):
-        raise AssertionError("the pixels were decoded")
-
-    data = png_header_patched(8000, 7000)
-    monkeypatch.setattr(Image.Image, "load", never)
-    monkeypatch.setattr(ImageFile.ImageFile, "load", never)
-    with pytest.raises(ImageTooLarge):
-        decode(data, "big.png")
 
 
 @pytest.mark.parametrize(
@@ -220,11 +129,3 @@ def test_faint_noise_alone_is_no_ink():
     noise = np.random.default_rng(1).normal(240, 3, (120, 120))
     with pytest.raises(ImageError, match="no ink"):
         to_mnist(Image.fromarray(np.clip(noise, 0, 255).astype(np.uint8)), "noise.png")
-
-
-def test_load_file_reads_a_path_and_names_a_missing_one(tmp_path):
-    path = tmp_path / "seven.png"
-    path.write_bytes(encode(drawing()))
-    assert load_file(path).size == (200, 200)
-    with pytest.raises(ImageError, match="no such file"):
-        load_file(tmp_path / "missing.png")

@@ -1,0 +1,140 @@
+"""A person's image file read as a picture: its bytes decoded by Pillow, or refused with one line.
+
+Holds the limits (MAX_PIXELS, MAX_FILE_BYTES, MIN_SIDE), the suffixes a folder's image files have (SUFFIXES),
+the errors (ImageError, ImageTooLarge, UnreadableFormat), reading a file or standard input (load_file) and
+decoding bytes (decode). Making the decoded picture look like an MNIST digit is inference.mnist_like's job.
+
+decode() refuses what cannot be a picture of a digit with one line naming the file (ImageError and its
+subclasses carry the HTTP status a server answers with): an empty file, one that is no image, a truncated
+one, a format Pillow cannot read, an image too large to decode safely (a decompression bomb is refused from
+its header, before its pixels are decompressed), one too small to hold a digit.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from digitlab.errors import DigitlabError
+
+# 50 megapixels: larger than any phone camera's photo (a 48 MP sensor writes 8000x6000), yet bounded: a
+# greyscale float copy of it is 200 MB. A PNG of 20000x20000 one-bit pixels compresses to some 60 kB.
+MAX_PIXELS = 50_000_000
+MAX_FILE_BYTES = 100_000_000  # an image file larger than this is not read at all
+SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")  # a folder's files taken as images
+MIN_SIDE = 8  # pixels: anything smaller cannot show a digit's shape
+# Formats Pillow cannot read, by their first bytes, so that the message says what the file is.
+KNOWN_UNREADABLE = [
+    (b"%PDF", "a PDF document"),
+    (b"<svg", "an SVG drawing"),
+    (b"<?xml", "an XML document (an SVG drawing?)"),
+]
+HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis")
+
+
+class ImageError(DigitlabError):
+    """A file that cannot be used as a picture of a digit; the message names the file (HTTP 400)."""
+
+
+class ImageTooLarge(ImageError):
+    """An image with more pixels than MAX_PIXELS, a possible decompression bomb (HTTP 413)."""
+
+    http_status = 413
+
+
+class UnreadableFormat(ImageError):
+    """An image in a format Pillow cannot decode (HTTP 415)."""
+
+    http_status = 415
+
+
+def load_file(path: str | Path) -> Image.Image:
+    """decode() of a file's bytes, or of standard input's for "-"; ImageError, one line, if it cannot be read."""
+    name = str(path)
+    if name == "-":
+        data = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise ImageTooLarge(f"-: standard input holds over {MAX_FILE_BYTES:,} bytes, the limit for an image")
+        return decode(data, name)
+    path = Path(path)
+    if not path.exists():
+        raise ImageError(f"{name}: no such file; pass an image file, a folder of them or a pattern such as '*.png'")
+    if path.is_dir():
+        raise ImageError(f"{name}: a folder without image files ({', '.join(SUFFIXES)}); pass image files")
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ImageTooLarge(f"{name}: the file is {size:,} bytes, over the limit of {MAX_FILE_BYTES:,}")
+        data = path.read_bytes()
+    except OSError as error:
+        raise ImageError(f"{name}: cannot be read ({error.strerror or error}); check its permissions") from None
+    return decode(data, name)
+
+
+def decode(data: bytes, name: str) -> Image.Image:
+    """The picture in `data` (a file's bytes), loaded: the first frame of an animation, turned upright as its
+    EXIF orientation says. Refuses, with one line naming `name`, what cannot be a picture of a digit."""
+    if not data:
+        raise ImageError(f"{name}: the file is empty; pass an image file (PNG, JPEG, ...)")
+    try:
+        image = Image.open(io.BytesIO(data))  # lazy: reads the header only
+    except UnidentifiedImageError:
+        raise _unidentified(data, name) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageTooLarge(f"{name}: {_first_line(error)}; pass an image under {MAX_PIXELS:,} pixels") from None
+    except (OSError, SyntaxError, ValueError) as error:  # a header that Pillow recognised but could not parse
+        raise ImageError(f"{name}: the image is damaged ({_first_line(error)}); save it again as PNG or JPEG") from None
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        raise ImageTooLarge(
+            f"{name}: the image is {width}x{height} pixels, over the limit of {MAX_PIXELS:,} pixels (a possible "
+            f"decompression bomb); scale it down below that"
+        )
+    if min(width, height) < MIN_SIDE:
+        raise ImageError(
+            f"{name}: the image is only {width}x{height} pixels, too small to hold a digit; pass one of at least "
+            f"{MIN_SIDE}x{MIN_SIDE}"
+        )
+    try:
+        image.load()  # the first frame of a GIF, an animated PNG or WebP, a multi-page TIFF
+        image = ImageOps.exif_transpose(image) or image
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageTooLarge(f"{name}: {_first_line(error)}; pass an image under {MAX_PIXELS:,} pixels") from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, MemoryError) as error:
+        reason = _first_line(error)
+        if "truncated" in reason or isinstance(error, EOFError):
+            raise ImageError(f"{name}: the file is truncated ({reason}); copy or save it again") from None
+        if "decoder" in reason or "not supported" in reason or "unsupported" in reason.lower():
+            raise UnreadableFormat(
+                f"{name}: Pillow cannot decode this {image.format} image ({reason}); save it as PNG or JPEG"
+            ) from None
+        raise ImageError(
+            f"{name}: the {image.format} image is damaged ({reason}); save it again as PNG or JPEG"
+        ) from None
+    return image
+
+
+def _unidentified(data: bytes, name: str) -> ImageError:
+    """The error for bytes in which Pillow recognises no image format: a known format it cannot read (415),
+    or something that is no image at all (400)."""
+    head = data[:64].lstrip()
+    for magic, what in KNOWN_UNREADABLE:
+        if head.startswith(magic):
+            return UnreadableFormat(f"{name}: the file is {what}, which digitlab cannot read; save it as PNG or JPEG")
+    if data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS:
+        return UnreadableFormat(
+            f"{name}: the file is a HEIF/AVIF image ({data[8:12].decode()}), which this Pillow cannot read; "
+            f"save it as PNG or JPEG"
+        )
+    return ImageError(
+        f"{name}: the file is not an image (no image format recognised in it); pass a PNG, JPEG, BMP, GIF, TIFF "
+        f"or WebP file"
+    )
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return (text.splitlines()[0] if text else type(error).__name__)[:200]
