@@ -22,10 +22,10 @@ from digitlab.cli import main
 from digitlab.config import TrainConfig
 from digitlab.data.dataset import load, normalize
 from digitlab.errors import CheckpointError, DataError
+from digitlab.inference.classifier import probabilities
 from digitlab.inference.export import TOLERANCE, VERIFY_BATCHES, ExportError, export_onnx
 from digitlab.inference.load import load_model
 from digitlab.inference.onnx_model import FORMAT_KEY, OPSET, OnnxClassifier
-from digitlab.inference.predict import probabilities
 from digitlab.models import BLSTM_HEADS, MODELS
 from digitlab.training.fit import fit
 

@@ -1,6 +1,11 @@
-"""One interface over the models digitlab can classify with: a finished run (PyTorch), an exported .onnx file
-(onnxruntime), or the model shipped inside the package, so that `digitlab predict` and `digitlab serve` need
-not know which they were given.
+"""Running a model on images: the one place where digitlab classifies images it was handed, whether the model
+is a finished run (PyTorch), an exported .onnx file (onnxruntime) or the model shipped inside the package, so
+that `digitlab predict` and `digitlab serve` need not know which they were given.
+
+Holds a loaded PyTorch module's class probabilities (probabilities), the interface every model offers
+(Classifier), the batch loop they share (in_batches), a run's model behind that interface (TorchClassifier;
+the ONNX one is onnx_model.OnnxClassifier), and choosing the model a command-line argument names (is_model,
+open_classifier, DEFAULT_MODEL).
 
 The shipped model is a finished run directory (default_model/): the `cnn-best` recipe, seed 0, trained on
 MNIST's 60,000 training images less 5,000 held out, 99.64% on MNIST's test set with its weight average.
@@ -8,27 +13,62 @@ MNIST's 60,000 training images less 5,000 held out, 99.64% on MNIST's test set w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from digitlab.errors import ConfigError, DataError, RunError
 
+if TYPE_CHECKING:
+    import torch
+
 BATCH = 256  # images per forward pass: bounds the memory of a long list of files
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "default_model"
 DEFAULT_SOURCE = "the default model (cnn-best)"
-RUN_MARKER = "config.json"  # digitlab.store.rundir.CONFIG: its presence marks a folder as a run
+
+
+def probabilities(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """uint8 images (N, H, W) -> class probabilities (N, classes), normalised as training did, on the model's
+    device, without autograd."""
+    import torch  # here, not above: running an .onnx file needs no PyTorch
+
+    from digitlab.data.dataset import normalize
+
+    with torch.inference_mode():
+        device = next(model.parameters()).device
+        return torch.softmax(model(normalize(images).to(device)).float(), dim=1).cpu()
 
 
 class Classifier(Protocol):
     source: str  # what was loaded, for messages and JSON
     class_names: list[str] | None  # by class index; None: the classes are the digits 0-9
     image_shape: tuple[int, int]  # (height, width) of the images the model takes
+    num_classes: int
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """uint8 images (N, H, W) -> float32 class probabilities (N, classes)."""
         ...
+
+
+def in_batches(
+    model: Classifier, images: np.ndarray, dtype: type, size: int, run: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """`run` over `images` (N, H, W) as contiguous `dtype` arrays of at most `size` images (bounding the memory
+    of a large request), its float32 results (n, classes) joined in order: (0, classes) for no images. DataError,
+    naming the model, for images not of the shape it takes."""
+    images = np.asarray(images)
+    if images.ndim != 3 or tuple(images.shape[1:]) != model.image_shape:
+        raise DataError(
+            f"{model.source} takes images of shape (N, {model.image_shape[0]}, {model.image_shape[1]}), "
+            f"got {tuple(images.shape)}"
+        )
+    if len(images) == 0:
+        return np.zeros((0, model.num_classes), dtype=np.float32)
+    pixels = np.ascontiguousarray(images, dtype=dtype)
+    parts = [run(pixels[start : start + size]) for start in range(0, len(pixels), size)]
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
 class TorchClassifier:
@@ -46,24 +86,13 @@ class TorchClassifier:
         self.num_classes = int(self.info["num_classes"])
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
+        """uint8 images (N, H, W) -> float32 class probabilities (N, classes), BATCH images per forward pass."""
         import torch
 
-        from digitlab.inference.predict import probabilities
+        def run(batch: np.ndarray) -> np.ndarray:
+            return probabilities(self.model, torch.from_numpy(batch)).numpy()
 
-        images = np.asarray(images)
-        if images.ndim != 3 or tuple(images.shape[1:]) != self.image_shape:
-            raise DataError(
-                f"{self.source} takes images of shape (N, {self.image_shape[0]}, {self.image_shape[1]}), "
-                f"got {tuple(images.shape)}"
-            )
-        if len(images) == 0:
-            return np.zeros((0, self.num_classes), dtype=np.float32)
-        pixels = np.ascontiguousarray(images, dtype=np.uint8)
-        parts = [
-            probabilities(self.model, torch.from_numpy(pixels[start : start + BATCH])).numpy()
-            for start in range(0, len(pixels), BATCH)
-        ]
-        return np.concatenate(parts).astype(np.float32, copy=False)
+        return in_batches(self, images, np.uint8, BATCH, run)
 
     def __repr__(self) -> str:
         return f"TorchClassifier({self.source!r})"
@@ -72,7 +101,13 @@ class TorchClassifier:
 def is_model(argument: str | Path) -> bool:
     """Whether a command-line argument names a model (a run directory or an .onnx file) rather than an image."""
     path = Path(argument)
-    return path.suffix.lower() == ".onnx" or (path.is_dir() and (path / RUN_MARKER).is_file())
+    return path.suffix.lower() == ".onnx" or _is_run(path)
+
+
+def _is_run(path: Path) -> bool:
+    from digitlab.store.rundir import CONFIG  # here, not above: store loads PyTorch, an .onnx file needs none
+
+    return path.is_dir() and (path / CONFIG).is_file()
 
 
 def open_classifier(model: str | Path | None, device: str = "cpu", weights: str = "auto") -> Classifier:
@@ -89,7 +124,7 @@ def open_classifier(model: str | Path | None, device: str = "cpu", weights: str 
         from digitlab.inference.onnx_model import OnnxClassifier  # onnxruntime is an optional extra
 
         return OnnxClassifier(path)
-    if path.is_dir() and (path / RUN_MARKER).is_file():
+    if _is_run(path):
         return TorchClassifier(path, device, weights)
     what = "does not exist" if not path.exists() else "is a folder without config.json" if path.is_dir() else None
     raise RunError(

@@ -6,6 +6,10 @@ them as training did, and returns "logits" (N, classes); its metadata_props say 
 accepted: any other file, a damaged one, or an ONNX model without that metadata is refused with one line.
 Loading an ONNX file runs no Python code from it (unlike unpickling): onnxruntime only parses a protobuf.
 
+Holds the format's names (OPSET, FORMAT_KEY, FORMAT_VERSION, INPUT_NAME, OUTPUT_NAME), the check that the
+extra is installed (require, MissingExtra), the model run by onnxruntime in batches (OnnxClassifier, through
+classifier.in_batches), and reading a file's metadata (read_metadata).
+
 onnx, onnxruntime and onnxscript (which torch.onnx's exporter needs) are an optional extra, `pip install
 'digitlab[export]'`: nothing imports them at module level, so that the other commands work without them, and
 a command that needs them fails with one line that says what to install (require).
@@ -19,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from digitlab.errors import CheckpointError, DataError, DigitlabError
+from digitlab.errors import CheckpointError, DigitlabError
+from digitlab.inference.classifier import in_batches
 
 INSTALL = "pip install 'digitlab[export]'"
 EXPORT_MODULES = ("onnx", "onnxruntime", "onnxscript")  # writing (digitlab.inference.export)
@@ -76,20 +81,11 @@ class OnnxClassifier:
 
     def logits(self, images: np.ndarray) -> np.ndarray:
         """uint8 (or 0..255 float) images (N, H, W) -> float32 logits (N, classes), BATCH images per call."""
-        images = np.asarray(images)
-        if images.ndim != 3 or tuple(images.shape[1:]) != self.image_shape:
-            raise DataError(
-                f"{self.source} takes images of shape (N, {self.image_shape[0]}, {self.image_shape[1]}), "
-                f"got {tuple(images.shape)}"
-            )
-        pixels = images.astype(np.float32, copy=False)
-        if len(pixels) == 0:
-            return np.zeros((0, self.num_classes), dtype=np.float32)
-        parts = [
-            self.session.run([OUTPUT_NAME], {INPUT_NAME: pixels[start : start + BATCH]})[0]
-            for start in range(0, len(pixels), BATCH)
-        ]
-        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+        def run(batch: np.ndarray) -> np.ndarray:
+            return self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
+
+        return in_batches(self, images, np.float32, BATCH, run)
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """uint8 images (N, H, W) -> float32 class probabilities (N, classes): the softmax of the logits."""
