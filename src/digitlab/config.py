@@ -15,9 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from digitlab.errors import ConfigError
+from digitlab.optim import OPTIMIZERS
 
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 TEST_EVALUATIONS = ("every-epoch", "final", "none")
+
+
+def _either(names) -> str:
+    """'a, b or c': a registry's names, for a help text."""
+    *first, last = names
+    return f"{', '.join(first)} or {last}" if first else last
 
 
 def setting(default, group: str, help: str, resumable: bool = False, speed_only: bool = False):  # noqa: A002
@@ -43,7 +50,7 @@ class TrainConfig:
         "paper", "model", "BLSTM head: 'paper' (out[:, -1, :], as Su 2018) or 'final' (both directions' final states)"
     )
     # --- optimisation ---
-    optimizer: str = setting("adam", "optimisation", "sgd, momentum, rmsprop, adam or adamw (digitlab.optim)")
+    optimizer: str = setting("adam", "optimisation", f"{_either(OPTIMIZERS)} (digitlab.optim)")
     lr: float = setting(0.001, "optimisation", "learning rate (the paper's 0.001 for every optimizer)")
     batch_size: int = setting(100, "optimisation", "examples per optimizer step (global, across all processes)")
     epochs: int = setting(1, "optimisation", "passes over the training set", resumable=True)
@@ -144,7 +151,7 @@ class TrainConfig:
         "hardware",
         "optimizer steps between reads of the divergence check (1 = every step, before the update; more keeps the "
         "states the unread steps started from on the device and undoes a bad step found late, sparing a GPU "
-        "synchronisation per step: measured slower on an H200 for these models, benchmarks/results/gpu_check-*.md)",
+        "synchronisation per step)",
         resumable=True,
         speed_only=True,
     )
@@ -165,7 +172,6 @@ class TrainConfig:
         from digitlab.console import PROGRESS_MODES
         from digitlab.data.known import DATASET_CHOICES
         from digitlab.models import BLSTM_HEADS, MODELS, build_from_config
-        from digitlab.optim import OPTIMIZERS
         from digitlab.schedules import SCHEDULES
 
         if self.model not in MODELS:
