@@ -27,6 +27,22 @@ def test_every_field_has_a_group_and_help():
         assert field.metadata["group"] and field.metadata["help"], field.name
 
 
+def _help(name: str) -> str:
+    return next(field.metadata["help"] for field in dataclasses.fields(TrainConfig) if field.name == name)
+
+
+def test_the_optimizer_help_names_the_registry():
+    from digitlab.optim import OPTIMIZERS
+
+    names = list(OPTIMIZERS)
+    assert _help("optimizer") == f"{', '.join(names[:-1])} or {names[-1]} (digitlab.optim)"
+
+
+def test_help_says_what_a_setting_does_not_what_it_measured():
+    for field in dataclasses.fields(TrainConfig):
+        assert "measured" not in field.metadata["help"] and "benchmarks/results" not in field.metadata["help"]
+
+
 def test_flag_of_a_field():
     assert flag("batch_size") == "--batch-size"
     assert flag("lr") == "--lr"

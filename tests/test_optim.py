@@ -1,4 +1,5 @@
-"""digitlab.optim: each optimizer carries the settings of Su (2018) (adamw: torch's defaults)."""
+"""digitlab.optim: every registered optimizer keeps the (parameters, lr, weight_decay) contract and steps; the
+shipped ones carry the settings of Su (2018) (adamw: torch's defaults), pinned here by hand."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from digitlab.optim import OPTIMIZERS
 
 LR = 0.001  # the paper's learning rate for every optimizer
 
-# What each name must build, written out by hand.
+# What each shipped name must build, written out by hand. An optimizer added to OPTIMIZERS needs no line here:
+# the tests over OPTIMIZERS check its contract.
 EXPECTED = {
     "sgd": lambda params: torch.optim.SGD(params, lr=LR),
     "momentum": lambda params: torch.optim.SGD(params, lr=LR, momentum=0.8),
@@ -37,8 +39,8 @@ PAPER_SETTINGS = {
 }
 
 
-def test_every_optimizer_is_covered():
-    assert set(OPTIMIZERS) == set(EXPECTED) == set(PAPER_SETTINGS)
+def test_the_shipped_optimizers_are_registered():
+    assert set(EXPECTED) == set(PAPER_SETTINGS) <= set(OPTIMIZERS)
 
 
 def _model() -> nn.Module:
@@ -50,7 +52,7 @@ def _settings(optimizer: torch.optim.Optimizer) -> list[dict]:
     return [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
 
 
-@pytest.mark.parametrize("name", list(OPTIMIZERS))
+@pytest.mark.parametrize("name", list(EXPECTED))
 def test_settings_equal_hand_built_optimizer(name):
     model = _model()
     built = OPTIMIZERS[name](model.parameters(), LR)
@@ -62,6 +64,13 @@ def test_settings_equal_hand_built_optimizer(name):
     group = built.param_groups[0]
     for key, value in settings.items():
         assert group[key] == pytest.approx(value), key
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_it_optimises_the_parameters_it_is_given(name):
+    model = _model()
+    built = OPTIMIZERS[name](model.parameters(), LR)
+    assert isinstance(built, torch.optim.Optimizer)
     assert [p for g in built.param_groups for p in g["params"]] == list(model.parameters())
 
 
@@ -72,10 +81,30 @@ def test_lr_argument_is_used(name):
 
 
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_weight_decay_argument_is_used(name):
+    built = OPTIMIZERS[name](_model().parameters(), LR, weight_decay=0.0375)
+    assert [g["weight_decay"] for g in built.param_groups] == [0.0375]
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_steps_change_the_weights(name):
+    model = _model()
+    before = copy.deepcopy(model.state_dict())
+    optimizer = OPTIMIZERS[name](model.parameters(), LR)
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(5):
+        optimizer.zero_grad()
+        x, y = torch.randn(8, 6, generator=generator), torch.randint(0, 3, (8,), generator=generator)
+        nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    assert all(torch.isfinite(v).all() for v in model.state_dict().values())
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
 def test_steps_match_hand_built_optimizer(name):
     ours, theirs = _model(), _model()
     theirs.load_state_dict(ours.state_dict())
-    before = copy.deepcopy(ours.state_dict())
     opt_ours = OPTIMIZERS[name](ours.parameters(), LR)
     opt_theirs = EXPECTED[name](theirs.parameters())
     generator = torch.Generator().manual_seed(1)
@@ -88,7 +117,6 @@ def test_steps_match_hand_built_optimizer(name):
             optimizer.step()
     for (key, a), b in zip(ours.state_dict().items(), theirs.state_dict().values()):
         assert torch.equal(a, b), key
-    assert any(not torch.equal(before[k], v) for k, v in ours.state_dict().items())  # the steps did something
 
 
 def test_optimizers_differ_from_each_other():

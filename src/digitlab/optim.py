@@ -1,7 +1,10 @@
-"""OPTIMIZERS: name -> function(parameters, lr, weight_decay) building a torch.optim optimizer.
+"""OPTIMIZERS: name -> function(parameters, lr, weight_decay) building a torch.optim optimizer, one function each.
 
-The first four carry Su (2018)'s settings; adding one is one function and one line in the dict.
-weight_decay None keeps each optimizer's own default (0, or adamw's 0.01).
+sgd, momentum, rmsprop and adam carry Su (2018)'s settings; adamw has torch's defaults.
+
+Adding one is one function and one line in the dict: `--optimizer`'s help and validation (digitlab.config) read
+the dict, and tests/test_optim.py checks every entry's contract. weight_decay None keeps each optimizer's own
+default (0, or adamw's 0.01).
 """
 
 from __future__ import annotations
