@@ -1,20 +1,26 @@
-"""Plain helpers for the tests: synthetic IDX datasets and the paths of the repository's own data.
+"""Plain helpers for the tests: synthetic IDX datasets, the paths of the repository's own data, and the `digitlab`
+command in-process: run_cli, assert_user_error, TINY (the flags of a one-second training run) and
+subcommand_parsers.
 
 Import them as `from helpers import ...` (pyproject's pytest `pythonpath` puts tests/ on the path).
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 from pathlib import Path
 
 import numpy as np
 
+from digitlab.cli import build_parser, main
 from digitlab.data import idx
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REAL_MNIST = REPO_ROOT.parent / "shared" / "data" / "mnist"
 NAMES = idx.FILES  # key -> standard file name
+TINY = "--model lstm --hidden-size 16 --num-layers 1 --batch-size 50 --epochs 1 --threads 1 --device cpu".split()
+TINY += ["--progress", "none"]
 
 
 def synthetic_digits(
@@ -66,3 +72,29 @@ def uncompressed_sha256(folder: Path) -> dict[str, str]:
         path = folder / name if (folder / name).is_file() else folder / f"{name}.gz"
         sums[name] = hashlib.sha256(idx.read_bytes(path)).hexdigest()
     return sums
+
+
+def run_cli(capsys, argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_user_error(capsys, argv, *words, code=None):
+    """main(argv) fails cleanly: non-zero exit, one 'digitlab: error:' line on stderr, no traceback."""
+    status, out, err = run_cli(capsys, argv)
+    assert status != 0
+    if code is not None:
+        assert status == code
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("digitlab: error: "), err
+    assert "Traceback" not in out + err
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+    return lines[0]
+
+
+def subcommand_parsers() -> dict:
+    """name -> the parser of `digitlab <name>`, as digitlab.cli builds them."""
+    return next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
