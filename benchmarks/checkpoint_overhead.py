@@ -39,7 +39,8 @@ from digitlab.data.dataset import Dataset, load
 from digitlab.models import MODELS
 from digitlab.perf import benchmark_report
 from digitlab.perf.benchmark_report import Column, log
-from digitlab.perf.machine import cpu_pressure, cpu_stall_us
+from digitlab.perf.machine import cpu_pressure
+from digitlab.perf.timer import Timer
 from digitlab.store import rundir
 from digitlab.store.checkpoint import list_checkpoints
 from digitlab.store.files import read_rows
@@ -51,17 +52,15 @@ def quiet(*args, **kwargs) -> None:
 
 
 def measure(config: TrainConfig, dataset: Dataset) -> dict:
-    before_line, before_stall = cpu_pressure(), cpu_stall_us()
-    started = time.perf_counter()
-    run_dir = fit(config, dataset=dataset, log=quiet)
-    wall = time.perf_counter() - started
-    after_line, after_stall = cpu_pressure(), cpu_stall_us()
+    before_line = cpu_pressure()
+    with Timer() as timer:
+        run_dir = fit(config, dataset=dataset, log=quiet)
+    after_line = cpu_pressure()
     (epoch,) = read_rows(run_dir / rundir.METRICS)
     writes = read_rows(run_dir / rundir.CHECKPOINT_LOG)
     checkpoint_seconds = sum(row["seconds"] for row in writes)
     weights, _ = rundir.read_weights(run_dir)
     digest = hashlib.sha256(b"".join(weights[name].numpy().tobytes() for name in sorted(weights))).hexdigest()
-    stall = None if before_stall is None or after_stall is None else (after_stall - before_stall) / 1e6 / wall
     return {
         "checkpoint_every": config.checkpoint_every,
         "checkpoints": len(writes),
@@ -71,13 +70,13 @@ def measure(config: TrainConfig, dataset: Dataset) -> dict:
         "checkpoint_seconds_each": [round(row["seconds"], 4) for row in writes],
         "overhead_percent": 100 * checkpoint_seconds / epoch["train/seconds"],
         "eval_seconds": epoch["eval/seconds"],
-        "wall_seconds": wall,
+        "wall_seconds": timer.seconds,
         "test_acc": epoch["test/acc"],
         "test_loss": epoch["test/loss"],
         "weights_sha256": digest,
         "cpu_pressure_before": before_line,
         "cpu_pressure_after": after_line,
-        "cpu_stall_percent": None if stall is None else 100 * stall,
+        "cpu_stall_percent": None if timer.stall_share is None else 100 * timer.stall_share,
     }
 
 
@@ -105,8 +104,7 @@ def markdown(result: dict) -> str:
     lines = [
         f"# Checkpoint overhead: one {setup['model']} epoch, checkpointing three ways",
         "",
-        f"- date: {result['date']}",
-        *benchmark_report.machine_lines(result["machine"]),
+        *common.header_lines(result),
         f"- {setup['model']}, batch {setup['batch_size']}, {setup['train_examples']} training examples "
         f"({setup['steps']} steps), adam lr {setup['lr']}, fp32, seed {setup['seed']}; data: {setup['data']}",
         f"- command: `{result['command']}`",
@@ -118,12 +116,8 @@ def markdown(result: dict) -> str:
         "- train s: the trainer's own epoch time, checkpoint writes left out; checkpoint s: the sum of "
         "checkpoints.jsonl's seconds; CPU stall %: growth of /proc/pressure/cpu's `some` total over the "
         "variant's wall time (other processes competing for the cores; 0 on a quiet machine)",
+        *benchmark_report.pressure_lines(variants, lambda row: f"every {row['checkpoint_every']}"),
     ]
-    for row in variants:
-        lines.append(
-            f"- every {row['checkpoint_every']}: pressure before `{row['cpu_pressure_before']}`, "
-            f"after `{row['cpu_pressure_after']}`"
-        )
     return "\n".join(lines) + "\n"
 
 
@@ -161,8 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             )
     setup = {"model": args.model, "batch_size": args.batch_size, "threads": args.threads, "train_examples": examples}
     setup |= {"steps": num_batches(examples, args.batch_size), "lr": base.lr, "seed": base.seed, "data": dataset.source}
-    result = {"date": benchmark_report.now(), "machine": info, "torch": info["torch"], "command": common.command()}
-    result |= {"setup": setup, "variants": variants}
+    result = common.results(info, torch=info["torch"], setup=setup, variants=variants)
     stem = Path(args.out) / f"checkpoint_overhead-{time.strftime('%Y-%m-%d')}"
     common.save_report(stem, result, markdown(result))
     return 0

@@ -1,4 +1,7 @@
-"""What the benchmark scripts share that belongs to this repository: where its data and results lie.
+"""What the benchmark scripts share that belongs to this repository: where its data and results lie (REPO,
+RESULTS, data_dir, add_data_dir, load_data), how a script was started (command), argparse types (positive,
+count, names), and a result's wrapper (results: date, machine, command; header_lines) and files (save_json,
+save_report).
 
 The scripts run as `python benchmarks/<name>.py`, which puts this folder on sys.path: `import common`.
 What is not about this repository (logging, the machine header, tables) is in digitlab.perf.benchmark_report.
@@ -13,7 +16,7 @@ from pathlib import Path
 
 from digitlab.data.dataset import Dataset, load, prepare
 from digitlab.data.fetch import find_files
-from digitlab.perf.benchmark_report import log
+from digitlab.perf.benchmark_report import log, machine_lines, now
 from digitlab.store.files import write_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,6 +77,18 @@ def names(choices) -> Callable[[str], list[str]]:
         return given
 
     return parse
+
+
+def results(machine: dict, **fields) -> dict:
+    """A benchmark's results as its JSON holds them: the date (now), the machine (benchmark_report.machine(),
+    read before measuring) and the command that started the script, then `fields`."""
+    return {"date": now(), "machine": machine, "command": command(), **fields}
+
+
+def header_lines(result: dict) -> list[str]:
+    """The date and the machine of a result (results(), or any with those two keys) as a Markdown report's first
+    list items."""
+    return [f"- date: {result['date']}", *machine_lines(result["machine"])]
 
 
 def save_json(path: str | Path, value) -> None:

@@ -118,8 +118,7 @@ def header(result: dict) -> list[str]:
     return [
         "# One training epoch: digitlab trainer vs the classic DataLoader loop",
         "",
-        f"- date: {result['date']}",
-        *benchmark_report.machine_lines(result["machine"]),
+        *common.header_lines(result),
         f"- batch size {s['batch_size']}, {s['examples']} training examples ({s['steps']} steps per epoch), "
         f"{OPTIMIZER} lr {LR:g} betas (0.9, 0.99), seed {SEED}; baseline fp32, digitlab {', '.join(s['precisions'])}",
         f"- digitlab: training.loop.train_epoch with micro-batch {s['digitlab_micro_batch']} ({split}){bf16}",

@@ -5,7 +5,7 @@
                                                  [--rounds 5] [--data-dir DIR] [--out benchmarks/results]
 
 Each model is timed as `digitlab predict` runs it, decode excluded: uint8 images (N, 28, 28) in, class
-probabilities out. PyTorch: digitlab.inference.predict.probabilities (normalisation, forward pass, softmax)
+probabilities out. PyTorch: digitlab.inference.classifier.probabilities (normalisation, forward pass, softmax)
 with the loaded run's model; ONNX Runtime: digitlab.inference.onnx_model.OnnxClassifier.probabilities of
 the same run exported by `digitlab export` (normalisation in the graph, softmax in NumPy), on its CPU
 provider with its default threads. The images are the first --images MNIST test images (of --data-dir,
@@ -34,10 +34,10 @@ import torch
 import common
 import digitlab
 from digitlab.config import TrainConfig
+from digitlab.inference.classifier import probabilities
 from digitlab.inference.export import export_onnx
 from digitlab.inference.load import load_model
 from digitlab.inference.onnx_model import OnnxClassifier
-from digitlab.inference.predict import probabilities
 from digitlab.perf import benchmark_report
 from digitlab.perf.benchmark_report import Column, log
 from digitlab.perf.machine import cpu_pressure
@@ -118,8 +118,7 @@ def markdown(result: dict) -> str:
     lines = [
         "# Predict speed: PyTorch and ONNX Runtime, decode excluded",
         "",
-        f"- date: {result['date']}",
-        *benchmark_report.machine_lines(result["machine"]),
+        *common.header_lines(result),
         f"- onnxruntime {setup['onnxruntime']} (CPUExecutionProvider, default threads), opset {setup['opset']}",
         f"- images: {setup['images']} 28x28 uint8 ({setup['image_source']}) -> class probabilities; "
         f"{setup['rounds']} timed rounds per batch size after one un-timed pass, engines alternating",
@@ -184,14 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         "models": described, "opset": opset, "onnxruntime": onnxruntime.__version__,
         "torch_threads": torch.get_num_threads(),
     }  # fmt: skip
-    result = {
-        "date": benchmark_report.now(),
-        "machine": info,
-        "command": common.command(),
-        "setup": setup,
-        "rows": rows,
-    }
-    result |= {"target_images_per_s": TARGET_IMAGES_PER_S, "cpu_pressure_after": cpu_pressure()}
+    result = common.results(info, setup=setup, rows=rows, target_images_per_s=TARGET_IMAGES_PER_S)
+    result["cpu_pressure_after"] = cpu_pressure()
     stem = Path(args.out) / "predict_speed"
     common.save_report(stem, result, markdown(result))
     return 0

@@ -207,13 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     wrong = [
         {"index": int(i), "label": int(labels[i]), "guess": int(guessed[i]), **drawn[i]} for i in np.flatnonzero(~right)
     ]
-    result = {
-        "date": benchmark_report.now(),
-        "machine": benchmark_report.machine(),
-        "command": common.command(),
-        "setup": setup,
-    }
-    result |= {"overall": overall, "subsets": groups(drawn, right), "wrong": wrong}
+    result = common.results(benchmark_report.machine(), setup=setup, overall=overall, subsets=groups(drawn, right))
+    result["wrong"] = wrong
     stem = Path(args.out) / "redrawn_accuracy"
     common.save_report(stem, result, markdown(result))
     return 0

@@ -38,7 +38,8 @@ from PIL import Image, ImageDraw
 import common
 from digitlab.perf import benchmark_report
 from digitlab.perf.benchmark_report import Column, log
-from digitlab.perf.machine import cpu_pressure, cpu_stall_us
+from digitlab.perf.machine import cpu_pressure
+from digitlab.perf.timer import Timer
 
 TARGET_P50_MS = 20.0  # at one client, on a 2-core machine (issue 11)
 
@@ -116,17 +117,15 @@ def load_level(url: str, picture: bytes, clients: int, requests: int) -> dict:
     threads = [threading.Thread(target=client_thread, args=(index,)) for index in range(clients)]
     for thread in threads:
         thread.start()
-    before_line, before_stall = cpu_pressure(), cpu_stall_us()
-    start.wait()
-    started = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    wall = time.perf_counter() - started
-    after_line, after_stall = cpu_pressure(), cpu_stall_us()
+    before_line = cpu_pressure()
+    with Timer() as timer:
+        start.wait()
+        for thread in threads:
+            thread.join()
+    after_line = cpu_pressure()
     if errors:
         raise errors[0]
     seconds = np.array([value for share in latencies for value in share])
-    stall = None if before_stall is None or after_stall is None else (after_stall - before_stall) / 1e6 / wall
     return {
         "clients": clients,
         "requests": len(seconds),
@@ -134,11 +133,11 @@ def load_level(url: str, picture: bytes, clients: int, requests: int) -> dict:
         "p99_ms": float(np.percentile(seconds, 99) * 1000),
         "mean_ms": float(seconds.mean() * 1000),
         "max_ms": float(seconds.max() * 1000),
-        "throughput_per_s": len(seconds) / wall,
-        "wall_seconds": wall,
+        "throughput_per_s": len(seconds) / timer.seconds,
+        "wall_seconds": timer.seconds,
         "cpu_pressure_before": before_line,
         "cpu_pressure_after": after_line,
-        "cpu_stall_percent": None if stall is None else 100 * stall,
+        "cpu_stall_percent": None if timer.stall_share is None else 100 * timer.stall_share,
     }
 
 
@@ -160,8 +159,7 @@ def markdown(result: dict) -> str:
     lines = [
         "# Serving latency: POST /predict of `digitlab serve`",
         "",
-        f"- date: {result['date']}",
-        *benchmark_report.machine_lines(result["machine"]),
+        *common.header_lines(result),
         f"- model: {setup['model']}; server: uvicorn {setup['uvicorn']}, fastapi {setup['fastapi']}, one process "
         f"on 127.0.0.1, clients in this process (httpx {setup['httpx']}, one keep-alive connection each)",
         f"- each request: a {setup['picture_bytes']}-byte 280x280 PNG of a drawn 7 (what the page sends); "
@@ -178,12 +176,8 @@ def markdown(result: dict) -> str:
         "- latency: from sending a request to having read its whole answer, in the client; requests/s: the "
         "level's requests over its wall time; CPU stall %: growth of /proc/pressure/cpu's `some` total over "
         "the level's wall time (clients and server share the cores, so some stall is the load itself)",
+        *benchmark_report.pressure_lines(levels, lambda row: f"{row['clients']} clients"),
     ]
-    for row in levels:
-        lines.append(
-            f"- {row['clients']} clients: pressure before `{row['cpu_pressure_before']}`, "
-            f"after `{row['cpu_pressure_after']}`"
-        )
     return "\n".join(lines) + "\n"
 
 
@@ -222,8 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
     setup = {"model": model, "picture_bytes": len(picture), "warmup": args.warmup, "requests": args.requests}
     setup |= {"uvicorn": uvicorn.__version__, "fastapi": fastapi.__version__, "httpx": httpx.__version__}
-    result = {"date": benchmark_report.now(), "machine": info, "torch": info["torch"], "command": common.command()}
-    result |= {"setup": setup, "levels": rows, "target_p50_ms": TARGET_P50_MS}
+    result = common.results(info, torch=info["torch"], setup=setup, levels=rows, target_p50_ms=TARGET_P50_MS)
     stem = Path(args.out) / "serve_latency"
     common.save_report(stem, result, markdown(result))
     return 0

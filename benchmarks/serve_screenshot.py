@@ -24,6 +24,16 @@ CHROMIUM_ARGS += ["--disable-background-networking", "--disable-component-update
 SEVEN = [(70, 60), (210, 60), (120, 230)]  # on the 280x280 pad
 
 
+def draw_seven(page) -> None:
+    """SEVEN drawn on the page's pad with the mouse, as a person draws it (tests/serve/test_browser.py too)."""
+    box = page.locator("#pad").bounding_box()
+    page.mouse.move(box["x"] + SEVEN[0][0], box["y"] + SEVEN[0][1])
+    page.mouse.down()
+    for x, y in SEVEN[1:]:
+        page.mouse.move(box["x"] + x, box["y"] + y, steps=12)
+    page.mouse.up()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model", nargs="?", help="run directory or .onnx file (default: the shipped model)")
@@ -37,12 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 page = browser.new_page(viewport={"width": 800, "height": 560})
                 page.goto(url)
-                box = page.locator("#pad").bounding_box()
-                page.mouse.move(box["x"] + SEVEN[0][0], box["y"] + SEVEN[0][1])
-                page.mouse.down()
-                for x, y in SEVEN[1:]:
-                    page.mouse.move(box["x"] + x, box["y"] + y, steps=12)
-                page.mouse.up()
+                draw_seven(page)
                 page.click("#recognise")
                 page.wait_for_function("document.getElementById('seen').dataset.drawn === 'yes'", timeout=10_000)
                 page.wait_for_function("document.getElementById('model').textContent !== ''", timeout=10_000)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 from PIL import Image, ImageDraw
 
-from digitlab.inference.images import to_mnist
+from digitlab.inference.mnist_like import to_mnist
 
 
 def mnist_like_seven() -> np.ndarray:

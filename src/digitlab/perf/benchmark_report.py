@@ -1,6 +1,6 @@
 """The pieces of a benchmark report: progress lines on stderr (log), the time (now), the machine the numbers
-were measured on (machine, machine_lines), Markdown tables (Column, markdown_table, number) and the note on CPU
-stall during timing (stall_lines).
+were measured on (machine, machine_lines), Markdown tables (Column, markdown_table, number), and notes on how
+busy the CPU was: before and after each measurement (pressure_lines), and during timing (stall_lines).
 
 Every report says what machine it ran on (CPU model and features, cores, threads, versions, CPU pressure):
 bf16 is fast only where the CPU has avx512_bf16 or AMX, and a busy neighbour inflates every time.
@@ -100,6 +100,15 @@ def markdown_table(rows: list[dict], columns: list[Column]) -> list[str]:
 
 def number(value: float | None, digits: int = 2) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def pressure_lines(rows: list[dict], name: Callable[[dict], str]) -> list[str]:
+    """Each row's CPU pressure before and after its measurement (cpu_pressure_before and cpu_pressure_after:
+    perf.machine.cpu_pressure's lines), one list item a row, named by `name(row)`."""
+    return [
+        f"- {name(row)}: pressure before `{row['cpu_pressure_before']}`, after `{row['cpu_pressure_after']}`"
+        for row in rows
+    ]
 
 
 def stall_lines(shares: dict[str, float]) -> list[str]:
