@@ -1,4 +1,5 @@
-"""Fixtures of the search's tests: a tiny search space, the `digitlab tune` command line, a PostgreSQL server.
+"""Fixtures of the search's tests: a tiny search space (the one place the tests write one), the `digitlab tune`
+command line, a PostgreSQL server.
 
 The server is Debian's `postgresql` package (/usr/lib/postgresql/<version>/bin), started for the session on
 127.0.0.1 at a free port in a temporary folder and stopped after; PostgreSQL refuses to run as root, so as root it
@@ -18,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-# An mlp of 16 units, the optimisation fixed but for the learning rate (a good one, a useless one, one that
-# diverges) and the dropout: trials of a fraction of a second on the synthetic data.
-SPACE = """
+# An mlp of 16 units, the optimisation fixed but for the learning rate and the dropout: trials of a fraction of a
+# second on the synthetic data.
+FIXED = """
 [space]
 hidden_size = 16
 num_layers = 1
@@ -28,15 +29,23 @@ batch_size = 50
 optimizer = "adam"
 schedule = "constant"
 weight_decay = 0.0
-lr = { choices = [0.01, 1e-7, 1e6] }
-dropout = { low = 0.0, high = 0.2 }
 """
 
 
+def space_text(lr: str = "{ choices = [0.01, 1e-7, 1e6] }", dropout: str | None = "{ low = 0.0, high = 0.2 }") -> str:
+    """The tiny mlp's space searching `lr` and `dropout` (None: not searched). The default learning rates are a
+    good one, a useless one and one that diverges."""
+    return FIXED + f"lr = {lr}\n" + (f"dropout = {dropout}\n" if dropout is not None else "")
+
+
+SPACE = space_text()
+
+
 @pytest.fixture(scope="session")
-def tiny_space() -> str:
-    """SPACE, the text of a --space file."""
-    return SPACE
+def tiny_space():
+    """A factory: tiny_space(lr=..., dropout=...) -> the text of a --space file of the tiny mlp (space_text);
+    tiny_space() is SPACE."""
+    return space_text
 
 
 @pytest.fixture

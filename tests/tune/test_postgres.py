@@ -17,24 +17,14 @@ from helpers import write_dataset  # noqa: E402
 
 pytestmark = pytest.mark.postgres
 
-SPACE = """
-[space]
-hidden_size = 16
-num_layers = 1
-batch_size = 50
-optimizer = "adam"
-schedule = "constant"
-weight_decay = 0.0
-lr = { low = 1e-3, high = 1e-2, log = true }
-dropout = { low = 0.0, high = 0.2 }
-"""
 TRIALS = 6
 
 
 def test_two_workers_share_one_study_without_losing_or_repeating_a_trial(
-    postgres_url, tmp_path, space_file, tune_argv, digitlab_process
+    postgres_url, tmp_path, space_file, tiny_space, tune_argv, digitlab_process
 ):
-    data, space = write_dataset(tmp_path / "data", n_train=500), space_file(SPACE)
+    space = space_file(tiny_space(lr="{ low = 1e-3, high = 1e-2, log = true }"))
+    data = write_dataset(tmp_path / "data", n_train=500)
     shared = ["--trials", TRIALS, "--storage", postgres_url, "--study-name", "shared", "--no-retrain"]
     workers = [
         subprocess.Popen(

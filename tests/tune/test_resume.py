@@ -16,28 +16,18 @@ from digitlab.store import rundir  # noqa: E402
 from digitlab.tune import storage  # noqa: E402
 from helpers import write_dataset  # noqa: E402
 
-# Longer trials than the other tests' (1,000 images, 5 epochs: half a second), so that the kill lands in one.
-SPACE = """
-[space]
-hidden_size = 16
-num_layers = 1
-batch_size = 50
-optimizer = "adam"
-schedule = "constant"
-weight_decay = 0.0
-lr = { low = 1e-3, high = 1e-2, log = true }
-"""
-
 
 def load(out):
     return optuna.load_study(study_name="mlp", storage=storage.open_storage(f"sqlite:///{out / 'study.db'}"))
 
 
 def test_a_study_killed_mid_trial_resumes_without_losing_or_repeating_a_trial(
-    tmp_path, space_file, tune_argv, digitlab_process
+    tmp_path, space_file, tiny_space, tune_argv, digitlab_process
 ):
+    # Longer trials than the other tests' (1,000 images, 5 epochs: half a second), so that the kill lands in one.
     data, out = write_dataset(tmp_path / "data", n_train=1000), tmp_path / "study"
-    argv = digitlab_process(tune_argv(data, out, space_file(SPACE), "--trials", "3", "--epochs", "5", "--no-retrain"))
+    space = space_file(tiny_space(lr="{ low = 1e-3, high = 1e-2, log = true }", dropout=None))
+    argv = digitlab_process(tune_argv(data, out, space, "--trials", "3", "--epochs", "5", "--no-retrain"))
     first = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     second_trial = out / "trials" / "1" / rundir.EVALUATIONS  # trial 1 has begun to train
     deadline = time.monotonic() + 120

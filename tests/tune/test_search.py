@@ -15,11 +15,13 @@ from optuna.trial import TrialState  # noqa: E402
 from digitlab import cli, commands, recipes  # noqa: E402
 from digitlab.store import rundir  # noqa: E402
 from digitlab.store.files import read_json, read_rows  # noqa: E402
+from digitlab.tune import STUDY_FILE  # noqa: E402
 from digitlab.tune import retrain as retraining  # noqa: E402
 from digitlab.tune import study as studies  # noqa: E402
 from digitlab.tune import trials as searching  # noqa: E402
 
 GOOD, USELESS, DIVERGING = 0.01, 1e-7, 1e6  # the space's learning rates (conftest.SPACE)
+COMMAND = "digitlab tune --model mlp --trials 5"  # what `finished` says it was called as (not pytest's argv)
 
 
 @pytest.fixture(scope="module")
@@ -29,19 +31,24 @@ def finished(tmp_path_factory, session_data_dir, tiny_space):
     on (the diverging one fails at its second step); then the best retrained."""
     folder = tmp_path_factory.mktemp("study")
     space = folder / "space.toml"
-    space.write_text(tiny_space)
+    space.write_text(tiny_space())
     search = studies.Search(
         model="mlp", trials=5, epochs=2, val_size=100, data_dir=str(session_data_dir), out=str(folder / "s"),
         space_file=str(space), threads=1, device="cpu",
     )  # fmt: skip
     lines: list[str] = []
     pruner = optuna.pruners.ThresholdPruner(lower=0.5, n_warmup_steps=2)
-    opened = studies.open_study(search, pruner=pruner, log=lines.append)
+    opened = studies.open_study(search, COMMAND, pruner=pruner, log=lines.append)
     for lr, dropout in ((GOOD, 0.0), (USELESS, 0.0), (DIVERGING, 0.0), (GOOD, 0.1)):
         opened.study.enqueue_trial({"lr": lr, "dropout": dropout})
     searching.run(opened)
     runs = retraining.retrain(opened, [0], None)
     return search, opened, lines, runs
+
+
+def test_the_study_records_the_command_it_was_given(finished):
+    search, _, _, _ = finished
+    assert read_json(search.folder / STUDY_FILE)["command"] == COMMAND
 
 
 def trial_states(opened) -> dict[int, TrialState]:
@@ -146,7 +153,7 @@ def test_trial_seconds_stop_each_trial_at_its_first_evaluation(session_data_dir,
         model="mlp", trials=1, epochs=2, val_size=100, data_dir=str(session_data_dir), out=str(tmp_path / "s"),
         space_file=str(space_file()), threads=1, device="cpu", trial_seconds=1e-9,
     )  # fmt: skip
-    opened = studies.open_study(search, log=lambda *a: None)
+    opened = studies.open_study(search, COMMAND, log=lambda *a: None)
     opened.study.enqueue_trial({"lr": GOOD})
     searching.run(opened)
     for trial in opened.study.get_trials():
@@ -156,12 +163,12 @@ def test_trial_seconds_stop_each_trial_at_its_first_evaluation(session_data_dir,
 
 
 def test_settings_that_cannot_train_together_prune_their_trial(session_data_dir, tmp_path, space_file, tiny_space):
-    text = tiny_space.replace("batch_size = 50", "batch_size = { choices = [50, 1000] }")  # 1000 > the 200 images
+    text = tiny_space().replace("batch_size = 50", "batch_size = { choices = [50, 1000] }")  # 1000 > the 200 images
     search = studies.Search(
         model="mlp", trials=1, epochs=2, val_size=100, data_dir=str(session_data_dir), out=str(tmp_path / "s"),
         space_file=str(space_file(text)), threads=1, device="cpu",
     )  # fmt: skip
-    opened = studies.open_study(search, log=lambda *a: None)
+    opened = studies.open_study(search, COMMAND, log=lambda *a: None)
     opened.study.enqueue_trial({"lr": GOOD, "batch_size": 1000})
     searching.run(opened)
     (trial,) = opened.study.get_trials()

@@ -12,7 +12,6 @@ that a later command on the same study must repeat, the pruner and the sampler. 
 from __future__ import annotations
 
 import json
-import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -116,9 +115,11 @@ def differences(old: dict, new: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def open_study(search: Search, pruner=None, log=print) -> Opened:
+def open_study(search: Search, command: str, pruner=None, log=print) -> Opened:
     """Check the search, its space and its storage, then create or load the study: nothing is written before
-    the space parses and validates and the storage connects. ConfigError (one line) for anything wrong."""
+    the space parses and validates and the storage connects. ConfigError (one line) for anything wrong.
+    `command`: the command line as it was called (`digitlab tune ...`), which a new study records in study.json;
+    given, not read from sys.argv, because cli.main(argv) may be called with other arguments than the process's."""
     search.validate()
     source = search.space_file or f"the {search.model} model's search space"
     if search.space_file is not None and not Path(search.space_file).is_file():
@@ -158,7 +159,7 @@ def open_study(search: Search, pruner=None, log=print) -> Opened:
         write_json(folder / STUDY_FILE, {
             "kind": "digitlab tune study", "study_name": search.name, "model": search.model,
             "storage": None if search.storage is None else without_password(url),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": " ".join(["digitlab"] + sys.argv[1:]),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": command,
         })  # fmt: skip
     return Opened(search, study, storage, searched, base, url, log)
 
