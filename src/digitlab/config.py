@@ -266,6 +266,22 @@ def parse_seeds(text: str, flag_name: str = "--seeds") -> list[int]:
     return seeds
 
 
+def resumed_config(saved: TrainConfig, given: dict, run_dir: str) -> TrainConfig:
+    """The config a resumed run goes on with: its saved one, with the given settings that may change
+    (RESUMABLE_CHANGES); ConfigError naming the flags that may not, or --epochs under a schedule."""
+    changed = {name for name, value in given.items() if getattr(saved, name) != value} - {"run_dir"}
+    if changed - RESUMABLE_CHANGES:
+        refused = ", ".join(flag(name) for name in sorted(changed - RESUMABLE_CHANGES))
+        allowed = ", ".join(flag(name) for name in sorted(RESUMABLE_CHANGES - {"run_dir"}))
+        raise ConfigError(f"--resume keeps the run's own settings; drop {refused} (only {allowed} may change)")
+    if "epochs" in changed and saved.schedule != "constant":
+        raise ConfigError(
+            f"the run's {saved.schedule} schedule is laid over its {saved.epochs} epochs, so --resume cannot "
+            f"change --epochs; drop --epochs, or start a new run"
+        )
+    return saved.replace(**(given | {"run_dir": run_dir}))
+
+
 def flag(name: str) -> str:
     """The command-line flag of a TrainConfig field."""
     return "--" + name.replace("_", "-")

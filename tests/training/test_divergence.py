@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from digitlab import commands
+from digitlab.cli import main
 from digitlab.config import TrainConfig
 from digitlab.errors import ConfigError, TrainingError
 from digitlab.store import checkpoint, rundir
@@ -72,13 +72,13 @@ def test_divergence_checkpoints_the_last_finite_weights(diverged):
     assert all(torch.isfinite(value).all() for name, value in tensors.items() if name.startswith("model."))
 
 
-def test_resuming_a_diverged_run_stops_at_the_same_step(diverged, tmp_path):
+def test_resuming_a_diverged_run_stops_at_the_same_step(diverged, tmp_path, capsys):
     # `train --resume` with the run's own settings loads it, takes step 2 again, and stops there again.
     run_dir = tmp_path / "run"
     shutil.copytree(diverged[0], run_dir)
     before = checkpoint.list_checkpoints(run_dir / rundir.CHECKPOINTS)[0].read_bytes()
-    with pytest.raises(TrainingError, match=r"step 2 \(global step 2\)"):
-        commands.train({}, resume_dir=str(run_dir))
+    assert main(["train", "--resume", str(run_dir)]) == TrainingError.exit_code
+    assert "step 2 (global step 2)" in capsys.readouterr().err
     assert checkpoint.list_checkpoints(run_dir / rundir.CHECKPOINTS)[0].read_bytes() == before  # left intact
     assert len(read_rows(run_dir / rundir.STEPS)) == 1
 

@@ -12,7 +12,8 @@ optuna = pytest.importorskip("optuna")
 
 from optuna.trial import TrialState  # noqa: E402
 
-from digitlab import cli, commands, recipes  # noqa: E402
+from digitlab import cli, recipes  # noqa: E402
+from digitlab.commands import report  # noqa: E402
 from digitlab.store import rundir  # noqa: E402
 from digitlab.store.files import read_json, read_rows  # noqa: E402
 from digitlab.tune import STUDY_FILE  # noqa: E402
@@ -131,7 +132,7 @@ def test_more_retraining_seeds_split_by_shard(finished):
 
 def test_report_writes_the_tables_and_optunas_figures(finished, capsys):
     search, _, _, _ = finished
-    commands.report(str(search.folder))
+    report.build(search.folder)
     assert capsys.readouterr().out.strip() == f"report: {search.folder / 'REPORT.md'}"
     text = (search.folder / "REPORT.md").read_text()
     for part in ("## The best trials", "| rank | trial | validation acc", "98.10%", "`lstm-best` recipe", "best.toml"):

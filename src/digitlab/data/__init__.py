@@ -1,1 +1,10 @@
-"""Data: the IDX format, the fetch chain (folder, cache, mirrors, npm), datasets in memory, batching."""
+"""Data: what digitlab trains and evaluates on.
+
+idx.py        the IDX file format (MNIST's files): read, validate, write
+known.py      the datasets recognised by checksum (MNIST and its drop-ins)
+fetch.py      the fetch chain: a named folder, the cache, the HTTP mirrors, npm
+dataset.py    datasets as tensors in memory: load, verify, split, normalise
+matching.py   the test data a trained model may be evaluated on (its image size, classes, dataset)
+batching.py   batches as slices of a seeded permutation
+augment.py    batch augmentation on the training device (affine, elastic)
+"""

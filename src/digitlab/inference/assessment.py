@@ -5,6 +5,7 @@ and recall, the confusion matrix as a figure, and a grid of the misclassified te
 `evaluation/confusion.png`, `evaluation/misclassified.png` (only when the model made mistakes) and
 `evaluation/evaluation.json` (the dict; written last, so that it only ever names figures that exist). Every file is
 written atomically (store.files.atomic_write): a reader sees the old file or the whole new one, never a torn one.
+`assess_run` is `digitlab evaluate`: a run's model on its matching test data, then `assess`.
 """
 
 from __future__ import annotations
@@ -23,9 +24,12 @@ import torch  # noqa: E402
 from scipy.stats import binomtest  # noqa: E402
 
 from digitlab.console import class_name  # noqa: E402
+from digitlab.data.dataset import normalize  # noqa: E402
+from digitlab.data.matching import matching_test_data  # noqa: E402
 from digitlab.errors import RunError  # noqa: E402
+from digitlab.inference.load import load_model  # noqa: E402
 from digitlab.store.files import atomic_write, remove_temporaries, write_json  # noqa: E402
-from digitlab.training.evaluate import confusion_matrix  # noqa: E402
+from digitlab.training.evaluate import confusion_matrix, evaluate  # noqa: E402
 
 EVALUATION = "evaluation"  # the folder in the run directory that holds what `digitlab evaluate` writes
 CONFUSION = "confusion.png"
@@ -238,3 +242,16 @@ def assess(
             f"(chmod u+w {run_dir}), or evaluate a copy of the run (cp -r {run_dir} COPY)"
         ) from None
     return record
+
+
+def assess_run(run_dir: Path, data_dir: str | None, weights: str = "auto") -> dict:
+    """`digitlab evaluate`: a finished run's model on the test data that matches it (data.matching), through
+    training.evaluate (the one function that runs a model over labelled images), then `assess`."""
+    model, info = load_model(run_dir, weights=weights)
+    dataset = matching_test_data(data_dir, info)
+    result = evaluate(model, normalize(dataset.test_images), dataset.test_labels, 2000)
+    return assess(
+        run_dir, dataset.test_images, dataset.test_labels, result["predictions"], result["loss"],
+        info["num_classes"], class_names=info.get("class_names"),
+        data={"source": dataset.source, "dataset": dataset.name, "weights": info["weights"]},
+    )  # fmt: skip

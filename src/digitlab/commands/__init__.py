@@ -1,0 +1,35 @@
+"""The subcommands of `digitlab`, one module each. A module registers its parser (`register(commands)`, which
+sets `run`) and holds `run(args)`: it reads the parsed flags and calls the job's own package.
+
+options.py     options several subcommands share (--data-dir, --weights, --threads) and the command line
+data.py        digitlab data: obtain and verify the dataset, print its statistics
+models.py      digitlab models: the models with their parameter counts
+recipes.py     digitlab recipes: the shipped recipes with their measured results
+train.py       digitlab train: train a model, or --resume a run
+evaluate.py    digitlab evaluate: a run's test accuracy, per-class figures, confusion matrix
+predict.py     digitlab predict: the digits in a person's image files, or MNIST test digits
+reproduce.py   digitlab reproduce: the paper's tables and figure, then the report
+report.py      digitlab report: a reproduction's or a study's report rebuilt
+tune.py        digitlab tune: a hyperparameter search, the best retrained
+compare.py     digitlab compare: runs side by side
+export.py      digitlab export: a run's model as ONNX
+serve.py       digitlab serve: the REST API and the draw-a-digit page
+"""
+
+from digitlab.commands import (
+    compare,
+    data,
+    evaluate,
+    export,
+    models,
+    predict,
+    recipes,
+    report,
+    reproduce,
+    serve,
+    train,
+    tune,
+)
+
+# In the order `digitlab --help` lists them. A new subcommand: one module beside these, and one entry here.
+COMMANDS = (data, models, recipes, train, evaluate, predict, reproduce, report, tune, compare, export, serve)
