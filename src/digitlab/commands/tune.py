@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> None:
     settings = studies.Search(**{name: getattr(args, name) for name in SEARCH_OPTIONS}, space_file=args.space)
     seeds = parse_seeds(args.retrain_seeds, "--retrain-seeds") if args.retrain_seeds else [settings.seed]
     part = Shard.parse(args.shard) if not args.no_retrain else None  # a bad --shard fails before the search
-    opened = studies.open_study(settings, log=say)
+    opened = studies.open_study(settings, command_line(args), log=say)
     dataset = studies.load_data(opened)
     if not args.retrain_only:
         searching.run(opened, dataset)
