@@ -4,6 +4,9 @@ The CLI builds `digitlab train`'s flags from these fields (group and help from e
 `fit()` reads nothing else, and the resolved config is saved as `config.json` in every run directory.
 Each field says whether a resumed run may change it (`resumable`: what is computed stays the same)
 and whether it changes only the speed of a run, not its result (`speed_only`).
+
+Also here: RESUMABLE_CHANGES and SPEED_ONLY (those fields' names), resumed_config (what `train --resume` goes
+on with), parse_seeds and SEEDS_HELP (the one meaning of a seed list), and flag (a field's command-line flag).
 """
 
 from __future__ import annotations
