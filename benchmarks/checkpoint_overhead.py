@@ -25,7 +25,6 @@ competes for the cores, the seconds measure that contention as much as the code.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import sys
 import tempfile
@@ -122,16 +121,14 @@ def markdown(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    parser = common.parser(__doc__)
     common.add_data_dir(parser)
     parser.add_argument("--train-limit", type=common.count, default=20_000, help="training examples (0: all)")
     parser.add_argument("--every", default="0,100,10", help="--checkpoint-every values, comma-separated")
     parser.add_argument("--model", default="lstm", choices=list(MODELS))
     parser.add_argument("--batch-size", type=common.positive, default=100)
     parser.add_argument("--threads", type=common.positive, default=1)
-    parser.add_argument("--out", default=str(common.RESULTS), help="folder for the .json and .md results")
+    common.add_out(parser)
     args = parser.parse_args(argv)
     every = [int(value) for value in args.every.split(",")]
 

@@ -1,7 +1,7 @@
 """What the benchmark scripts share that belongs to this repository: where its data and results lie (REPO,
-RESULTS, data_dir, add_data_dir, load_data), how a script was started (command), argparse types (positive,
-count, names), and a result's wrapper (results: date, machine, command; header_lines) and files (save_json,
-save_report).
+RESULTS, data_dir, add_data_dir, load_data), their command lines (parser, add_out, the argparse types positive,
+count and names; command: how a script was started), a result's wrapper (results: date, machine, command;
+header_lines) and its files (save_json, save_report).
 
 The scripts run as `python benchmarks/<name>.py`, which puts this folder on sys.path: `import common`.
 What is not about this repository (logging, the machine header, tables) is in digitlab.perf.benchmark_report.
@@ -22,6 +22,18 @@ from digitlab.store.files import write_json
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"  # the MNIST copy shared by the checkouts beside this one
 RESULTS = REPO / "benchmarks" / "results"
+
+
+def parser(doc: str) -> argparse.ArgumentParser:
+    """A script's parser: its docstring's first paragraph as the description, each option's default in --help."""
+    return argparse.ArgumentParser(
+        description=doc.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+
+
+def add_out(parser: argparse.ArgumentParser) -> None:
+    """--out: the folder a save_report() script writes STEM.json and STEM.md to (default: RESULTS)."""
+    parser.add_argument("--out", default=str(RESULTS), help="folder for the .json and .md results")
 
 
 def data_dir(given: str | None) -> str | None:

@@ -205,9 +205,7 @@ def run(args) -> dict:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    parser = common.parser(__doc__)
     add, positive, count = parser.add_argument, common.positive, common.count
     add("--models", type=common.names(MODELS), default=",".join(DEFAULT_MODELS), help="keys of digitlab.models.MODELS")
     add("--batch-size", type=positive, default=500, help="examples per step (500: the paper's Table 4)")

@@ -100,9 +100,7 @@ def columns(args) -> list[Column]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    parser = common.parser(__doc__)
     add = parser.add_argument
     add("--models", type=common.names(MODELS), default=",".join(DEFAULT_MODELS), help="comma-separated models")
     add("--batch-size", type=common.positive, default=1000, help="examples per step")

@@ -22,7 +22,6 @@ Writes benchmarks/results/predict_speed.md and .json; the Markdown also goes to 
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
@@ -137,14 +136,12 @@ def markdown(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    parser = common.parser(__doc__)
     parser.add_argument("--models", type=common.names(MODELS), default=list(MODELS), help="cnn, vgg or both")
     parser.add_argument("--images", type=common.positive, default=1000, help="test images classified per round")
     parser.add_argument("--batch-sizes", default="1,1000", help="comma-separated batch sizes")
     parser.add_argument("--rounds", type=common.positive, default=5, help="timed rounds per batch size")
-    parser.add_argument("--out", default=str(common.RESULTS), help="folder for the .json and .md results")
+    common.add_out(parser)
     common.add_data_dir(parser)
     args = parser.parse_args(argv)
     batches = [common.positive(value) for value in args.batch_sizes.split(",")]

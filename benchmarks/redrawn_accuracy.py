@@ -19,7 +19,6 @@ Writes benchmarks/results/redrawn_accuracy.md and .json; the Markdown also goes 
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
@@ -167,13 +166,11 @@ def _percent(share: float | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    parser = common.parser(__doc__)
     parser.add_argument("--images", type=common.positive, default=2000, help="MNIST test digits re-drawn")
     parser.add_argument("--seed", type=common.count, default=0, help="seed of the re-drawing")
     parser.add_argument("--model", default=None, help="a run directory or .onnx file (default: the shipped model)")
-    parser.add_argument("--out", default=str(common.RESULTS), help="folder for the .json and .md results")
+    common.add_out(parser)
     common.add_data_dir(parser)
     args = parser.parse_args(argv)
 

@@ -18,7 +18,6 @@ is measured. /proc/pressure/cpu is read before and after each level, as the othe
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import os
@@ -182,14 +181,12 @@ def markdown(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    parser = common.parser(__doc__)
     parser.add_argument("model", nargs="?", help="run directory or .onnx file (default: the shipped model)")
     parser.add_argument("--clients", default="1,2,4", help="concurrent clients per level, comma-separated")
     parser.add_argument("--requests", type=common.positive, default=300, help="timed requests per level, in all")
     parser.add_argument("--warmup", type=common.count, default=30, help="un-timed requests before the levels")
-    parser.add_argument("--out", default=str(common.RESULTS), help="folder for the .json and .md results")
+    common.add_out(parser)
     args = parser.parse_args(argv)
     levels = [common.positive(value) for value in args.clients.split(",")]
 
