@@ -64,3 +64,10 @@ def test_kernels_text_says_what_the_cpu_kernels_run():
     assert text == "ATen AVX2, oneDNN narrowed to AVX2, no bf16 LSTM in oneDNN, bf16 emulated"
     full = {"aten_capability": "AVX512", "onednn_max_isa": None, "onednn_bf16_lstm": True, "bf16_native": True}
     assert benchmark_report.kernels_text(full) == "ATen AVX512, oneDNN not narrowed, bf16 LSTM in oneDNN, bf16 native"
+
+
+def test_pressure_lines_name_each_row():
+    rows = [{"n": 1, "cpu_pressure_before": "some avg10=0.00", "cpu_pressure_after": "some avg10=1.50"}]
+    assert benchmark_report.pressure_lines(rows, lambda row: f"{row['n']} clients") == [
+        "- 1 clients: pressure before `some avg10=0.00`, after `some avg10=1.50`"
+    ]
