@@ -21,7 +21,7 @@ def _parent() -> argparse.ArgumentParser:
 
 
 DATA_DIR = _parent()
-DATA_DIR.add_argument("--data-dir", help="folder with the four IDX files (default: fetch MNIST)")
+DATA_DIR.add_argument("--data-dir", help=setting_help("data_dir"))
 
 WEIGHTS = _parent()
 WEIGHTS.add_argument(
