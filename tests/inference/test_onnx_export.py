@@ -1,4 +1,4 @@
-"""ONNX export (digitlab.inference.export) and running the file (digitlab.inference.onnx_model.OnnxClassifier).
+"""ONNX export (digitlab.inference.export) and running the file (digitlab.inference.classifier.OnnxClassifier).
 
 Every model of the registry (the BLSTM with each head) is trained tiny on the synthetic data, exported, and
 must compute in onnxruntime what it computes in PyTorch, at any batch size; files that are not our ONNX
@@ -16,16 +16,17 @@ import onnx
 import pytest
 import torch
 
+import digitlab.inference.classifier
 import digitlab.inference.export
 import digitlab.inference.onnx_model
 from digitlab.cli import main
 from digitlab.config import TrainConfig
 from digitlab.data.dataset import load, normalize
 from digitlab.errors import CheckpointError, DataError
-from digitlab.inference.classifier import probabilities
+from digitlab.inference.classifier import OnnxClassifier, probabilities
 from digitlab.inference.export import TOLERANCE, VERIFY_BATCHES, ExportError, export_onnx
 from digitlab.inference.load import load_model
-from digitlab.inference.onnx_model import FORMAT_KEY, OPSET, OnnxClassifier
+from digitlab.inference.onnx_model import FORMAT_KEY, OPSET
 from digitlab.models import BLSTM_HEADS, MODELS
 from digitlab.training.fit import fit
 
@@ -150,7 +151,7 @@ def test_metadata_records_what_the_file_is(tmp_path, session_data_dir):
 def test_the_classifier_batches_and_checks_the_image_shape(monkeypatch, lstm_onnx, test_images):
     classifier = OnnxClassifier(lstm_onnx)
     whole = classifier.probabilities(test_images)
-    monkeypatch.setattr(digitlab.inference.onnx_model, "BATCH", 5)  # 16 images: calls of 5, 5, 5 and 1
+    monkeypatch.setattr(digitlab.inference.classifier, "ONNX_BATCH", 5)  # 16 images: calls of 5, 5, 5 and 1
     np.testing.assert_allclose(classifier.probabilities(test_images), whole, rtol=0, atol=1e-6)
     assert classifier.probabilities(test_images[:0]).shape == (0, 10)
     with pytest.raises(DataError, match=r"takes images of shape \(N, 28, 28\), got \(2, 12, 16\)"):

@@ -2,8 +2,8 @@
 
 load.py        a finished run's model from config.json and safetensors (raw or averaged weights)
 classifier.py  running a model on images in batches: probabilities, one interface over a run, the shipped
-               default model and an .onnx file (open_classifier)
-onnx_model.py  an exported .onnx file run by onnxruntime, and the export extra's check
+               default model and an .onnx file run by onnxruntime (open_classifier)
+onnx_model.py  the exported .onnx file's format: its names, its metadata read back, the export extra's check
 export.py      `digitlab export`: a run's model written as a self-contained .onnx file, checked against PyTorch
 decode.py      a person's image file decoded by Pillow, or refused with one line (ImageError)
 mnist_like.py  a decoded picture brought to MNIST's form: ink found, strokes mended, 20x20, centred by mass

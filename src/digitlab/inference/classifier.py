@@ -3,9 +3,9 @@ is a finished run (PyTorch), an exported .onnx file (onnxruntime) or the model s
 that `digitlab predict` and `digitlab serve` need not know which they were given.
 
 Holds a loaded PyTorch module's class probabilities (probabilities), the interface every model offers
-(Classifier), the batch loop they share (in_batches), a run's model behind that interface (TorchClassifier;
-the ONNX one is onnx_model.OnnxClassifier), and choosing the model a command-line argument names (is_model,
-open_classifier, DEFAULT_MODEL).
+(Classifier), the batch loop they share (in_batches), a run's model behind that interface (TorchClassifier)
+and an exported file's, run by onnxruntime (OnnxClassifier; its format is onnx_model's), and choosing the
+model a command-line argument names (is_model, open_classifier, DEFAULT_MODEL).
 
 The shipped model is a finished run directory (default_model/): the `cnn-best` recipe, seed 0, trained on
 MNIST's 60,000 training images less 5,000 held out, 99.64% on MNIST's test set with its weight average.
@@ -19,12 +19,14 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from digitlab.errors import ConfigError, DataError, RunError
+from digitlab.errors import CheckpointError, ConfigError, DataError, RunError
+from digitlab.inference.onnx_model import INPUT_NAME, OUTPUT_NAME, RUN_MODULES, read_metadata, require
 
 if TYPE_CHECKING:
     import torch
 
 BATCH = 256  # images per forward pass: bounds the memory of a long list of files
+ONNX_BATCH = 1024  # images per onnxruntime call: bounds the memory of a large request
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "default_model"
 DEFAULT_SOURCE = "the default model (cnn-best)"
 
@@ -98,6 +100,58 @@ class TorchClassifier:
         return f"TorchClassifier({self.source!r})"
 
 
+class OnnxClassifier:
+    """An exported model, run on the CPU by onnxruntime (its default intra-op threads: the physical cores).
+
+    source: the file; class_names: by class index, None for a dataset without names (the digits);
+    image_shape: (height, width) the model takes; probabilities(uint8 (N, H, W)) -> float32 (N, classes).
+    """
+
+    source: str
+    class_names: list[str] | None
+    image_shape: tuple[int, int]
+    num_classes: int
+
+    def __init__(self, path: str | Path):
+        require("running an ONNX model", RUN_MODULES)
+        import onnxruntime
+
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError(f"{path} does not exist; pass a file written by 'digitlab export RUN --format onnx'")
+        try:
+            self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as error:  # onnxruntime raises its own Fail/InvalidProtobuf/... for a bad file
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise CheckpointError(f"{path} is not a usable ONNX model ({reason[:200]})") from None
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.source = str(path)
+        self.image_shape, self.num_classes, self.class_names = read_metadata(self.metadata, path)
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if [i.name for i in inputs] != [INPUT_NAME] or [o.name for o in outputs] != [OUTPUT_NAME]:
+            raise CheckpointError(
+                f"{path} claims to be a digitlab model but its graph does not take {INPUT_NAME!r} and return "
+                f"{OUTPUT_NAME!r}; export it again with 'digitlab export RUN --format onnx'"
+            )
+
+    def logits(self, images: np.ndarray) -> np.ndarray:
+        """uint8 (or 0..255 float) images (N, H, W) -> float32 logits (N, classes), ONNX_BATCH images per call."""
+
+        def run(batch: np.ndarray) -> np.ndarray:
+            return self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
+
+        return in_batches(self, images, np.float32, ONNX_BATCH, run)
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        """uint8 images (N, H, W) -> float32 class probabilities (N, classes): the softmax of the logits."""
+        logits = self.logits(images)
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32, copy=False)
+
+    def __repr__(self) -> str:
+        return f"OnnxClassifier({self.source!r})"
+
+
 def is_model(argument: str | Path) -> bool:
     """Whether a command-line argument names a model (a run directory or an .onnx file) rather than an image."""
     path = Path(argument)
@@ -121,8 +175,6 @@ def open_classifier(model: str | Path | None, device: str = "cpu", weights: str 
             raise ConfigError(f"{path} holds one set of weights; --weights chooses a run's, drop it")
         if device != "cpu":
             raise ConfigError(f"{path} runs on the CPU (onnxruntime); drop --device, or pass the run directory")
-        from digitlab.inference.onnx_model import OnnxClassifier  # onnxruntime is an optional extra
-
         return OnnxClassifier(path)
     if _is_run(path):
         return TorchClassifier(path, device, weights)

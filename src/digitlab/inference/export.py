@@ -4,7 +4,8 @@ The graph takes float32 images (N, H, W) of raw pixel values 0..255 and applies 
 itself (digitlab.data.dataset.normalize, traced), so that a runtime needs nothing from digitlab; it returns
 "logits" (N, classes), and N is dynamic. What the file is (digitlab's format, image shape, classes and their
 names, the run and weights it came from, digitlab's version) is kept in its metadata_props, which
-digitlab.inference.onnx_model reads back; that module also checks that the export extra is installed.
+digitlab.inference.onnx_model reads back (classifier.OnnxClassifier runs the file); onnx_model also checks that
+the export extra is installed.
 
 The exporter is torch.onnx's torch.export-based one (dynamo=True): the TorchScript one is deprecated since
 torch 2.9 and will be removed. It handles every model of digitlab.models.MODELS, the recurrent ones as
@@ -15,6 +16,10 @@ some seconds (the exporter traces through their step-by-step decompositions), a 
 Nothing is left half-written: the file is written under a temporary name in the destination folder, run by
 onnxruntime on test images at batch sizes VERIFY_BATCHES, compared with PyTorch's logits, and renamed into
 place only when every difference is within TOLERANCE; otherwise it is removed and ExportError says why.
+
+Holds the checks' limits (TOLERANCE, VERIFY_BATCHES), the file's default name (DEFAULT_NAME), ExportError, the
+model with the normalisation inside (RawPixelModel), the export (export_onnx), the check against PyTorch
+(compare) and the images it runs on (verification_images).
 """
 
 from __future__ import annotations
@@ -37,16 +42,9 @@ import digitlab
 from digitlab.data.dataset import MNIST_MEAN, MNIST_STD, load, normalize
 from digitlab.data.fetch import cache_dir, find_files
 from digitlab.errors import ConfigError, DigitlabError
+from digitlab.inference.classifier import OnnxClassifier
 from digitlab.inference.load import load_model
-from digitlab.inference.onnx_model import (
-    FORMAT_KEY,
-    FORMAT_VERSION,
-    INPUT_NAME,
-    OPSET,
-    OUTPUT_NAME,
-    OnnxClassifier,
-    require,
-)
+from digitlab.inference.onnx_model import FORMAT_KEY, FORMAT_VERSION, INPUT_NAME, OPSET, OUTPUT_NAME, require
 from digitlab.store import rundir
 from digitlab.store.files import fsync_folder
 
