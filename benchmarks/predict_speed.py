@@ -6,7 +6,7 @@
 
 Each model is timed as `digitlab predict` runs it, decode excluded: uint8 images (N, 28, 28) in, class
 probabilities out. PyTorch: digitlab.inference.classifier.probabilities (normalisation, forward pass, softmax)
-with the loaded run's model; ONNX Runtime: digitlab.inference.onnx_model.OnnxClassifier.probabilities of
+with the loaded run's model; ONNX Runtime: digitlab.inference.classifier.OnnxClassifier.probabilities of
 the same run exported by `digitlab export` (normalisation in the graph, softmax in NumPy), on its CPU
 provider with its default threads. The images are the first --images MNIST test images (of --data-dir,
 else the shared copy, else the fetch chain). At each batch size all the images are classified in batches
@@ -33,10 +33,9 @@ import torch
 import common
 import digitlab
 from digitlab.config import TrainConfig
-from digitlab.inference.classifier import probabilities
+from digitlab.inference.classifier import OnnxClassifier, probabilities
 from digitlab.inference.export import export_onnx
 from digitlab.inference.load import load_model
-from digitlab.inference.onnx_model import OnnxClassifier
 from digitlab.perf import benchmark_report
 from digitlab.perf.benchmark_report import Column, log
 from digitlab.perf.machine import cpu_pressure
