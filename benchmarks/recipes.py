@@ -19,10 +19,10 @@ import sys
 from pathlib import Path
 
 import common
-from digitlab.config import SEEDS_HELP, parse_seeds
 from digitlab.errors import ConfigError
 from digitlab.perf.benchmark_report import log
 from digitlab.recipes import load as load_recipe
+from digitlab.seeds import SEEDS_HELP, parse_seeds
 from digitlab.store import rundir
 from digitlab.store.files import read_json, read_rows, write_json
 from digitlab.training.metrics import model_accuracy

@@ -6,13 +6,14 @@ Each field says whether a resumed run may change it (`resumable`: what is comput
 and whether it changes only the speed of a run, not its result (`speed_only`).
 
 Also here: RESUMABLE_CHANGES and SPEED_ONLY (those fields' names), resumed_config (what `train --resume` goes
-on with), parse_seeds and SEEDS_HELP (the one meaning of a seed list), and flag (a field's command-line flag).
+on with), field_types (each field's type) and flag (a field's command-line flag).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -251,24 +252,6 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
 
-# One meaning of a seed list for every flag that takes several seeds (reproduce --seeds, tune --retrain-seeds).
-SEEDS_HELP = "a count (3 = seeds 0,1,2) or a comma-separated list (0,1,2; 7, alone is seed 7)"
-
-
-def parse_seeds(text: str, flag_name: str = "--seeds") -> list[int]:
-    """'0,1,2' -> [0, 1, 2]; '7,' -> [7]; '5' -> [0, 1, 2, 3, 4] (five seeds)."""
-    try:
-        if "," in text:
-            seeds = [int(part) for part in text.split(",") if part.strip()]
-        else:
-            seeds = list(range(int(text)))
-    except ValueError:
-        raise ConfigError(f"{flag_name} {text!r} does not parse; give a count (3) or a list (0,1,2)") from None
-    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
-        raise ConfigError(f"{flag_name} {text!r} must name at least one seed, none negative, none twice")
-    return seeds
-
-
 def resumed_config(saved: TrainConfig, given: dict, run_dir: str) -> TrainConfig:
     """The config a resumed run goes on with: its saved one, with the given settings that may change
     (RESUMABLE_CHANGES); ConfigError naming the flags that may not, or --epochs under a schedule."""
@@ -283,6 +266,15 @@ def resumed_config(saved: TrainConfig, given: dict, run_dir: str) -> TrainConfig
             f"change --epochs; drop --epochs, or start a new run"
         )
     return saved.replace(**(given | {"run_dir": run_dir}))
+
+
+def field_types() -> dict[str, type]:
+    """TrainConfig field -> its type, None stripped (hidden_size: int | None -> int): None is a setting's absence."""
+    hints = typing.get_type_hints(TrainConfig)
+    return {
+        f.name: next(t for t in typing.get_args(hints[f.name]) or (hints[f.name],) if t is not type(None))
+        for f in dataclasses.fields(TrainConfig)
+    }
 
 
 def flag(name: str) -> str:

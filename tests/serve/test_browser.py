@@ -18,7 +18,7 @@ from helpers import REPO_ROOT
 # The server and the browser are started as the benchmark scripts start them (one way, in one place).
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
 from serve_latency import running_server  # noqa: E402
-from serve_screenshot import CHROMIUM_ARGS, SEVEN  # noqa: E402
+from serve_screenshot import CHROMIUM_ARGS, draw_seven  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -49,12 +49,7 @@ def test_a_digit_drawn_with_the_mouse_is_recognised(server):
             page.click("#recognise")  # nothing drawn yet: the page asks for a digit, the server is not asked
             assert page.text_content("#status") == "Draw a digit first."
 
-            box = page.locator("#pad").bounding_box()
-            page.mouse.move(box["x"] + SEVEN[0][0], box["y"] + SEVEN[0][1])
-            page.mouse.down()
-            for x, y in SEVEN[1:]:
-                page.mouse.move(box["x"] + x, box["y"] + y, steps=12)
-            page.mouse.up()
+            draw_seven(page)
             page.click("#recognise")
 
             page.wait_for_function(

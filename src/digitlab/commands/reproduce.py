@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from digitlab.commands.options import DATA_DIR, THREADS, command_line, setting_help
-from digitlab.config import SEEDS_HELP
+from digitlab.seeds import SEEDS_HELP
 
 HELP = "reproduce the paper's Tables 2-4 and Figure 3 and write a report"
 
@@ -48,8 +48,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> None:
     """A shard builds the report only when the whole grid has finished (else it says what is left)."""
     from digitlab.commands import report
-    from digitlab.config import TrainConfig, parse_seeds
+    from digitlab.config import TrainConfig
     from digitlab.paper.cells import describe, reproduce, unfinished
+    from digitlab.seeds import parse_seeds
     from digitlab.shard import Shard
     from digitlab.training.device import parse_device, resolve_precision
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import typing
 from pathlib import Path
 
-from digitlab.config import TrainConfig, flag
+from digitlab.config import TrainConfig, field_types, flag
 
 HELP = "train a model and write a run directory"
 
@@ -28,14 +27,13 @@ def register(commands: argparse._SubParsersAction) -> None:
 def add_setting_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per TrainConfig field, grouped and explained by the field's own metadata."""
     groups = {}
-    types = typing.get_type_hints(TrainConfig)
+    types = field_types()
     for field in dataclasses.fields(TrainConfig):
         group_name = field.metadata["group"]
         if group_name not in groups:
             groups[group_name] = parser.add_argument_group(group_name)
         group, text = groups[group_name], field.metadata["help"]
-        # "int | None" -> int: None is what the flag's absence means
-        kind = next(t for t in typing.get_args(types[field.name]) or (types[field.name],) if t is not type(None))
+        kind = types[field.name]
         if kind is bool:
             group.add_argument(flag(field.name), action="store_true", default=argparse.SUPPRESS, help=text)
             continue

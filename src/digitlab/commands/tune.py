@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 
 from digitlab.commands.options import DATA_DIR, THREADS, command_line, setting_help
-from digitlab.config import SEEDS_HELP
+from digitlab.seeds import SEEDS_HELP
 
 HELP = (
     "search a model's hyperparameters with Optuna on a validation split, retrain the best on the whole training "
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> None:
 
     tuning.require()  # optuna is an optional extra: one line says what to install
     from digitlab.commands.report import build_study_report
-    from digitlab.config import parse_seeds
+    from digitlab.seeds import parse_seeds
     from digitlab.shard import Shard
     from digitlab.tune import retrain as retraining
     from digitlab.tune import study as studies

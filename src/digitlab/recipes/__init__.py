@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 
-from digitlab.config import TrainConfig, flag
+from digitlab.config import TrainConfig, field_types, flag
 from digitlab.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -68,14 +67,14 @@ def load(name_or_path: str) -> Recipe:
 def check_settings(settings: dict, path: Path) -> None:
     """Every key a TrainConfig field, every value of the field's type: one clear message otherwise."""
     fields = {field.name: field for field in dataclasses.fields(TrainConfig)}
-    types = typing.get_type_hints(TrainConfig)
+    types = field_types()
     for name, value in settings.items():
         if name not in fields:
             raise ConfigError(
                 f"{path}: unknown setting {name!r} in [config]; settings are the long names of "
                 f"'digitlab train --help' with underscores (e.g. batch_size for --batch-size)"
             )
-        allowed = tuple(t for t in typing.get_args(types[name]) or (types[name],) if t is not type(None))
+        allowed = (types[name],)
         if float in allowed:
             allowed += (int,)  # lr = 1 means 1.0
         if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):

@@ -16,15 +16,13 @@ optuna's trial.suggest_* methods, so that digitlab.models can declare its spaces
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import sys
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from digitlab.config import TrainConfig, flag
+from digitlab.config import TrainConfig, field_types, flag
 from digitlab.errors import ConfigError
 from digitlab.recipes import check_settings
 
@@ -106,15 +104,6 @@ class Param:
 
 
 Space = dict[str, Param]  # in sampling order
-
-
-def field_types() -> dict[str, type]:
-    """TrainConfig field -> its type, None stripped (hidden_size: int | None -> int)."""
-    hints = typing.get_type_hints(TrainConfig)
-    return {
-        f.name: next(t for t in typing.get_args(hints[f.name]) or (hints[f.name],) if t is not type(None))
-        for f in dataclasses.fields(TrainConfig)
-    }
 
 
 def parse(specs: dict, source: str) -> Space:
