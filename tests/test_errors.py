@@ -37,3 +37,11 @@ def test_interrupted_exits_128_plus_the_signal():
 
 def test_interrupted_by_another_process_exits_as_ctrl_c():
     assert Interrupted("stopped", None).exit_code == 130
+
+
+def test_first_line_keeps_one_line_of_another_librarys_error():
+    from digitlab.errors import first_line
+
+    assert first_line(ValueError("bad header\nat byte 12\n")) == "bad header"
+    assert first_line(OSError()) == "OSError"
+    assert first_line(RuntimeError("x" * 500), 300) == "x" * 300

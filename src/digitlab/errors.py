@@ -1,7 +1,8 @@
 """The errors a user can cause. Each ends a command with one line and a non-zero exit.
 
 Every kind derives from DigitlabError and carries its exit code (and the HTTP status a server
-answers with), so the CLI catches one class and nothing else needs to know the list.
+answers with), so the CLI catches one class and nothing else needs to know the list. `first_line` cuts
+another library's error down to what fits in such a message.
 """
 
 from __future__ import annotations
@@ -45,3 +46,10 @@ class Interrupted(TrainingError):
     def __init__(self, message: str, signal_name: str | None):
         super().__init__(message)
         self.exit_code = 128 + (signal.Signals[signal_name].value if signal_name else signal.SIGINT.value)
+
+
+def first_line(error: BaseException, limit: int = 200) -> str:
+    """The first line of another library's error (its class name when it says nothing), at most `limit`
+    characters: enough to say what went wrong inside one line of ours."""
+    text = str(error).strip()
+    return (text.splitlines()[0] if text else type(error).__name__)[:limit]

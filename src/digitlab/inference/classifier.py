@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from digitlab.errors import CheckpointError, ConfigError, DataError, RunError
+from digitlab.errors import CheckpointError, ConfigError, DataError, RunError, first_line
 from digitlab.inference.onnx_model import INPUT_NAME, OUTPUT_NAME, RUN_MODULES, read_metadata, require
 
 if TYPE_CHECKING:
@@ -122,8 +122,7 @@ class OnnxClassifier:
         try:
             self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own Fail/InvalidProtobuf/... for a bad file
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise CheckpointError(f"{path} is not a usable ONNX model ({reason[:200]})") from None
+            raise CheckpointError(f"{path} is not a usable ONNX model ({first_line(error)})") from None
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self.source = str(path)
         self.image_shape, self.num_classes, self.class_names = read_metadata(self.metadata, path)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from digitlab.errors import DigitlabError
+from digitlab.errors import DigitlabError, first_line
 
 # 50 megapixels: larger than any phone camera's photo (a 48 MP sensor writes 8000x6000), yet bounded: a
 # greyscale float copy of it is 200 MB. A PNG of 20000x20000 one-bit pixels compresses to some 60 kB.
@@ -84,9 +84,9 @@ def decode(data: bytes, name: str) -> Image.Image:
     except UnidentifiedImageError:
         raise _unidentified(data, name) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise ImageTooLarge(f"{name}: {_first_line(error)}; pass an image under {MAX_PIXELS:,} pixels") from None
+        raise ImageTooLarge(f"{name}: {first_line(error)}; pass an image under {MAX_PIXELS:,} pixels") from None
     except (OSError, SyntaxError, ValueError) as error:  # a header that Pillow recognised but could not parse
-        raise ImageError(f"{name}: the image is damaged ({_first_line(error)}); save it again as PNG or JPEG") from None
+        raise ImageError(f"{name}: the image is damaged ({first_line(error)}); save it again as PNG or JPEG") from None
     width, height = image.size
     if width * height > MAX_PIXELS:
         raise ImageTooLarge(
@@ -102,9 +102,9 @@ def decode(data: bytes, name: str) -> Image.Image:
         image.load()  # the first frame of a GIF, an animated PNG or WebP, a multi-page TIFF
         image = ImageOps.exif_transpose(image) or image
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise ImageTooLarge(f"{name}: {_first_line(error)}; pass an image under {MAX_PIXELS:,} pixels") from None
+        raise ImageTooLarge(f"{name}: {first_line(error)}; pass an image under {MAX_PIXELS:,} pixels") from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, MemoryError) as error:
-        reason = _first_line(error)
+        reason = first_line(error)
         if "truncated" in reason or isinstance(error, EOFError):
             raise ImageError(f"{name}: the file is truncated ({reason}); copy or save it again") from None
         if "decoder" in reason or "not supported" in reason or "unsupported" in reason.lower():
@@ -133,8 +133,3 @@ def _unidentified(data: bytes, name: str) -> ImageError:
         f"{name}: the file is not an image (no image format recognised in it); pass a PNG, JPEG, BMP, GIF, TIFF "
         f"or WebP file"
     )
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return (text.splitlines()[0] if text else type(error).__name__)[:200]

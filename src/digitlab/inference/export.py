@@ -41,7 +41,7 @@ import torch
 import digitlab
 from digitlab.data.dataset import MNIST_MEAN, MNIST_STD, load, normalize
 from digitlab.data.fetch import cache_dir, find_files
-from digitlab.errors import ConfigError, DigitlabError
+from digitlab.errors import ConfigError, DigitlabError, first_line
 from digitlab.inference.classifier import OnnxClassifier
 from digitlab.inference.load import load_model
 from digitlab.inference.onnx_model import FORMAT_KEY, FORMAT_VERSION, INPUT_NAME, OPSET, OUTPUT_NAME, require
@@ -132,7 +132,7 @@ def export_onnx(
     try:
         onnx.checker.check_model(proto)
     except onnx.checker.ValidationError as error:
-        raise ExportError(f"the ONNX graph exported from {run_dir} is invalid: {_first_line(error)}") from None
+        raise ExportError(f"the ONNX graph exported from {run_dir} is invalid: {first_line(error, 300)}") from None
     data = proto.SerializeToString()
 
     if images is None:
@@ -194,7 +194,7 @@ def _export(module: torch.nn.Module, shape: tuple[int, int], opset: int, what: s
                 verbose=False,
             )
     except Exception as error:  # the exporter raises many kinds; all mean the same to the user
-        raise ExportError(f"torch.onnx could not export {what}: {_first_line(error)}") from None
+        raise ExportError(f"torch.onnx could not export {what}: {first_line(error, 300)}") from None
     finally:
         for name, logger in loggers.items():
             logger.setLevel(levels[name])
@@ -250,8 +250,3 @@ def _temporary_beside(path: Path) -> Iterator[Path]:
         raise ConfigError(f"cannot write {path}: {error.strerror or error}; pass another --out") from None
     finally:
         temporary.unlink(missing_ok=True)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0][:300] if text else type(error).__name__
