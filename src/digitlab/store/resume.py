@@ -1,16 +1,10 @@
-"""Resuming a run directory, and stop requests from signals.
-
-Resuming cuts a run's records back to the checkpoint it continues from, so that they go on without
-duplicated or missing rows, and clears away what a killed process left. Ctrl-C and SIGTERM do not end
-a training process at once: they ask it to checkpoint at the next step boundary and stop.
+"""Resuming a run directory: tidy() cuts a run's records back to the checkpoint it continues from, so that
+they go on without duplicated or missing rows, and clears away what a killed process left.
 (training.checkpointing writes and loads the checkpoints themselves, for every DDP process.)
 """
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import threading
 from pathlib import Path
 
 from digitlab.store import rundir
@@ -32,23 +26,3 @@ def tidy(run_dir: Path, epoch: int, global_step: int, log) -> None:
     truncate_rows(run_dir / rundir.METRICS, lambda row: row["epoch"] <= epoch)
     truncate_rows(run_dir / rundir.CHECKPOINT_LOG, lambda row: row["global_step"] <= global_step)
     (run_dir / rundir.RESULT).unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def stop_requests(requests: list):
-    """While the block runs, Ctrl-C (SIGINT) and SIGTERM append their names to `requests` instead of ending
-    the process; the trainer then checkpoints at the next step boundary and stops. Handlers can only be
-    set from the main thread: elsewhere, signals keep their usual effect."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def request_stop(number, _frame):
-        requests.append(signal.Signals(number).name)
-
-    previous = {number: signal.signal(number, request_stop) for number in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)

@@ -10,9 +10,9 @@ or a divergence stops it. Resuming loads the newest whole one and cuts the run's
 from __future__ import annotations
 
 import dataclasses
-import time
 
 from digitlab.errors import RunError
+from digitlab.perf.timer import Stopwatch
 from digitlab.store import checkpoint, rundir
 from digitlab.store.files import append_rows
 from digitlab.store.resume import tidy
@@ -24,7 +24,7 @@ def save(session: Session, position: Position, overwrite: bool = True) -> None:
     """Checkpoint the session at `position`. Every rank calls this (it gathers the random states of all
     ranks); rank 0 writes. overwrite=False keeps an existing checkpoint of the same global step."""
     context, device = session.context, session.device
-    started = time.perf_counter()
+    clock = Stopwatch().start()  # host seconds: the write's own (the trainer's clock is paused around it)
     states = distributed.gather(checkpoint.rank_random_states(device), context, device) if context.enabled else []
     if not context.is_main:
         return
@@ -45,7 +45,7 @@ def save(session: Session, position: Position, overwrite: bool = True) -> None:
     )  # fmt: skip
     append_rows(
         session.run_dir / rundir.CHECKPOINT_LOG,
-        [{"global_step": position.global_step, "seconds": time.perf_counter() - started}],
+        [{"global_step": position.global_step, "seconds": clock.stop()}],
     )
 
 

@@ -1,4 +1,6 @@
-"""fit(): one training run, from config to finished run directory.
+"""fit(): one training run, from config to finished run directory, epoch after epoch (loop.train_epoch
+trains each). Also here: the hooks a caller may pass (EpochHook, EvaluationHook, held as Hooks) and the
+run's validation evaluations (Evaluations: written, watched by the target and the hook, probed mid-epoch).
 
 Timing is honest: the device is synchronised before every clock read, training and evaluation are
 timed apart, and checkpoint writes are excluded from (and recorded beside) the training time.
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -22,10 +25,9 @@ from digitlab.perf.machine import environment, peak_rss_mb
 from digitlab.store import events, lock, rundir
 from digitlab.store.checkpoint import state_sha256
 from digitlab.store.files import append_rows, read_rows, write_json
-from digitlab.store.resume import stop_requests
 from digitlab.training import checkpointing, distributed
 from digitlab.training.device import configure, resolve_device
-from digitlab.training.loop import interrupted, train_epoch, warm_up
+from digitlab.training.loop import train_epoch, warm_up
 from digitlab.training.metrics import (
     Splits,
     TimeToTarget,
@@ -35,6 +37,9 @@ from digitlab.training.metrics import (
     validation_row,
 )
 from digitlab.training.session import Position, Session, build_session, resolve_config
+from digitlab.training.stop import interrupted, stop_requests
+
+Log = Callable[..., None]
 
 # Called on every process after each epoch with that epoch's metrics row; returning True asks the run
 # to stop there and finish (time-to-target, search pruning). Under torchrun, one process asking is enough.
@@ -73,8 +78,11 @@ def fit(
     distributed.init(context, device)
     try:
         with contextlib.ExitStack() as hold:  # the run directory's lock, taken by _run once the folder is known
-            hooks = (on_epoch, on_evaluation)
-            run_dir = _run(config, dataset, resuming, log, hooks, context, device, hold)
+            hooks = Hooks(on_epoch, on_evaluation)
+            run_dir = _run(
+                config, dataset=dataset, resuming=resuming, log=log, hooks=hooks, context=context, device=device,
+                hold=hold,
+            )  # fmt: skip
     except TrainingError:  # a divergence or a stop: every rank raises it at the same step
         distributed.shutdown(context, together=True)
         raise
@@ -85,7 +93,26 @@ def fit(
     return run_dir
 
 
-def _run(config, dataset, resuming, log, hooks, context, device, hold: contextlib.ExitStack) -> Path:
+@dataclass(frozen=True)
+class Hooks:
+    """What fit's caller asked to be called with, on every process."""
+
+    on_epoch: EpochHook | None = None
+    on_evaluation: EvaluationHook | None = None
+
+
+def _run(
+    config: TrainConfig,
+    *,
+    dataset: Dataset | None,
+    resuming: bool,
+    log: Log,
+    hooks: Hooks,
+    context: distributed.Context,
+    device: torch.device,
+    hold: contextlib.ExitStack,
+) -> Path:
+    """The run itself, once the processes are set up: data, run directory, session, epochs, finished files."""
     if dataset is None:
         with distributed.main_first(context):  # rank 0 fetches into the cache; the others then read it
             dataset = load(config.data_dir, log=log, expect=config.dataset)
@@ -128,7 +155,8 @@ def _run(config, dataset, resuming, log, hooks, context, device, hold: contextli
             f"{torch.get_num_threads()} threads, data from {data.source} ({data.title})"
         )
     target = TimeToTarget(config.target_acc) if config.target_acc else None
-    stopped_early = _epochs(session, splits, position, log, hooks, target)
+    evaluations = Evaluations(session, splits, log=log, target=target, on_evaluation=hooks.on_evaluation)
+    stopped_early = _epochs(session, splits, position, log=log, on_epoch=hooks.on_epoch, evaluations=evaluations)
 
     rows = read_rows(session.run_dir / rundir.METRICS) if context.is_main else []
     test = final_test(session, splits, rows[-1] if rows else {}) if config.test_eval != "none" else {}
@@ -155,12 +183,45 @@ def _run(config, dataset, resuming, log, hooks, context, device, hold: contextli
     return session.run_dir
 
 
+@dataclass
+class Evaluations:
+    """The run's validation evaluations (mid-epoch every --eval-every steps, and each epoch's), written to
+    evaluations.jsonl and watched by the target and the evaluation hook; `why` says what made one stop the run."""
+
+    session: Session
+    splits: Splits
+    log: Log
+    target: TimeToTarget | None
+    on_evaluation: EvaluationHook | None
+    why: str = ""  # what the evaluation that stopped the run found; empty while none has
+
+    def record(self, evaluation: dict) -> bool:
+        """Write a validation evaluation; True when it reaches the target or the evaluation hook asks to stop."""
+        session = self.session
+        if session.context.is_main:
+            append_rows(session.run_dir / rundir.EVALUATIONS, [evaluation])
+        if session.events is not None:
+            session.events.evaluation(evaluation)
+        reached = self.target is not None and self.target.check(session, evaluation, self.log)
+        asked = self.on_evaluation is not None and bool(self.on_evaluation(evaluation))
+        if reached or asked:
+            self.why = "the target was reached" if reached else "the evaluation hook asked to"
+        return reached or asked
+
+    def probe(self, position: Position) -> bool:
+        """--eval-every, inside the epoch (loop.train_epoch's probe): every rank stops at the same step."""
+        session, splits = self.session, self.splits
+        steps = num_batches(len(splits.train_images), session.config.batch_size)
+        row = validation_row(session, splits, position, steps)
+        return distributed.any_rank([self.record(row)], session.context, session.device)[0]
+
+
 def _epochs(
-    session: Session, splits: Splits, position: Position, log, hooks: tuple, target: TimeToTarget | None
-) -> bool:
+    session: Session, splits: Splits, position: Position, *, log: Log, on_epoch: EpochHook | None,
+    evaluations: Evaluations,
+) -> bool:  # fmt: skip
     """Train epoch after epoch to config.epochs; return True when a hook or the target stopped it sooner."""
     config, context, device = session.config, session.context, session.device
-    on_epoch, on_evaluation = hooks
     steps = num_batches(len(splits.train_images), config.batch_size)
     # Timed apart, so that the first epoch of this process is as comparable as the others.
     setup_seconds = None
@@ -172,27 +233,7 @@ def _epochs(
         has_test=config.test_eval == "every-epoch",
     )  # fmt: skip
     table.header()
-
-    why = [""]  # what an evaluation that stopped the run found
-
-    def record(evaluation: dict) -> bool:
-        """Write a validation evaluation (mid-epoch or the epoch's); True when it reaches the target or the
-        evaluation hook asks to stop."""
-        if context.is_main:
-            append_rows(session.run_dir / rundir.EVALUATIONS, [evaluation])
-        if session.events is not None:
-            session.events.evaluation(evaluation)
-        reached = target is not None and target.check(session, evaluation, log)
-        asked = on_evaluation is not None and bool(on_evaluation(evaluation))
-        if reached or asked:
-            why[0] = "the target was reached" if reached else "the evaluation hook asked to"
-        return reached or asked
-
-    def probe(position: Position) -> bool:  # --eval-every, inside the epoch; every rank stops at the same step
-        return distributed.any_rank([record(validation_row(session, splits, position, steps))], context, device)[0]
-
-    if not (config.eval_every and splits.val_images is not None):
-        probe = None
+    probe = evaluations.probe if config.eval_every and splits.val_images is not None else None
     with stop_requests(session.stop_signals):
         while position.epoch < config.epochs:
             mode = config.progress if context.is_main else "none"
@@ -209,7 +250,7 @@ def _epochs(
             table.row(row)
             evaluation_stop = cut
             if not cut and splits.val_images is not None:
-                evaluation_stop = record(epoch_evaluation(row, position))
+                evaluation_stop = evaluations.record(epoch_evaluation(row, position))
             position = Position(
                 epoch=position.epoch + 1, global_step=position.global_step, last_finite_loss=position.last_finite_loss,
                 run_seconds=position.run_seconds + position.epoch_seconds,
@@ -220,12 +261,12 @@ def _epochs(
                 [bool(session.stop_signals), asked or evaluation_stop], context, device
             )
             if hook_stop and (position.epoch < config.epochs or cut):
-                log(
-                    f"stopping after epoch {position.epoch}: {why[0] if evaluation_stop else 'the epoch hook asked to'}"
-                )
+                why = evaluations.why if evaluation_stop else "the epoch hook asked to"
+                log(f"stopping after epoch {position.epoch}: {why}")
                 return True
             if stop and position.epoch < config.epochs:  # after the last epoch, finishing is quicker
                 raise interrupted(session, f"after epoch {position.epoch}")
+    target = evaluations.target
     if target is not None and target.reached is None:
         log(f"the target validation accuracy {config.target_acc:.2%} was not reached in {config.epochs} epochs")
     return False

@@ -1,7 +1,8 @@
 """Whether each optimizer step was sound, read from the device at once or every --check-every steps.
 
 A step is sound when its loss is finite and at most the session's loss limit and its gradient norm is finite;
-no update of an unsound step may survive, and the run stops at the first one (loop.diverged).
+no update of an unsound step may survive, and the run stops at the first one (epoch_pass.EpochPass.diverged).
+StepGuard judges the steps of one epoch pass; a Verdict is what one reading of its verdicts found.
 
 With --check-every 1 (the default) the verdict is read at once, before optimizer.step(). On a GPU such a read
 is a host-device synchronisation: the CPU waits for the GPU to drain, and the GPU then idles while the CPU

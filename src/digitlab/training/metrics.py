@@ -7,14 +7,13 @@ evaluated beside the raw weights (keys "ema/..."); it is then the run's model, s
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import torch
 
 from digitlab.data.batching import epoch_order
 from digitlab.perf.machine import cpu_pressure_avg10
-from digitlab.perf.timer import synchronize
+from digitlab.perf.timer import Stopwatch
 from digitlab.store.checkpoint import tensor_sha256
 from digitlab.training.evaluate import evaluate
 from digitlab.training.session import Position, Session
@@ -51,18 +50,17 @@ def epoch_row(session: Session, splits: Splits, position: Position, with_test: b
     """The epoch's metrics: training loss and seconds, then the evaluation, timed apart. An epoch cut short
     (time-to-target) averages the loss over the steps it took."""
     config, device = session.config, session.device
-    synchronize(device)
-    eval_started = time.perf_counter()
+    clock = Stopwatch(device).start()
     evaluated = {}
     if with_test:
         evaluated |= _evaluated(session, "test", splits.test_images, splits.test_labels)
     if splits.val_images is not None:
         evaluated |= _evaluated(session, "val", splits.val_images, splits.val_labels)
-    synchronize(device)
+    eval_seconds = clock.stop()
     row = {
         "epoch": position.epoch + 1, "global_step": position.global_step,
         "train/loss": position.epoch_loss_sum / max(position.step, 1), "train/seconds": position.epoch_seconds,
-        "eval/seconds": time.perf_counter() - eval_started,
+        "eval/seconds": eval_seconds,
         "cpu_pressure_avg10": cpu_pressure_avg10(),  # a busy neighbour inflates the seconds
         "batch_order_sha256": tensor_sha256(epoch_order(len(splits.train_images), config.seed, position.epoch)),
     }  # fmt: skip
@@ -71,15 +69,13 @@ def epoch_row(session: Session, splits: Splits, position: Position, with_test: b
 
 def validation_row(session: Session, splits: Splits, position: Position, steps_per_epoch: int) -> dict:
     """A mid-epoch evaluation on the validation split, where the run stands (epochs as a fraction)."""
-    synchronize(session.device)
-    started = time.perf_counter()
+    clock = Stopwatch(session.device).start()
     row = {
         "epoch": position.epoch + position.step / steps_per_epoch, "global_step": position.global_step,
         "train_seconds": position.run_seconds + position.epoch_seconds,
     }  # fmt: skip
     row |= _evaluated(session, "val", splits.val_images, splits.val_labels)
-    synchronize(session.device)
-    return row | {"eval/seconds": time.perf_counter() - started}
+    return row | {"eval/seconds": clock.stop()}
 
 
 def epoch_evaluation(row: dict, position: Position) -> dict:

@@ -46,7 +46,7 @@ class Position:
 class Session:
     """Everything one fit() works with."""
 
-    config: TrainConfig  # resolved: run_dir and micro_batch filled in
+    config: TrainConfig  # resolved: run_dir, micro_batch, precision, dataset and eval_every filled in
     model: torch.nn.Module  # the plain model (weights are saved from here)
     wrapped: torch.nn.Module  # the model that steps: DDP-wrapped when distributed, else `model` itself
     optimizer: torch.optim.Optimizer
@@ -55,7 +55,7 @@ class Session:
     context: distributed.Context
     run_dir: Path
     loss_limit: float = math.inf  # a step whose loss is above this has diverged (config.divergence_factor)
-    stop_signals: list = field(default_factory=list)  # names of signals received (store.resume.stop_requests)
+    stop_signals: list = field(default_factory=list)  # names of signals received (training.stop.stop_requests)
     average: WeightAverage | None = None  # the weights' moving average (config.ema_decay), else None
     events: EventLog | None = None  # TensorBoard event files (store.events), rank 0 only, when written at all
 
@@ -63,8 +63,9 @@ class Session:
 def resolve_config(
     config: TrainConfig, data: Dataset, device: torch.device, context: distributed.Context, log=print
 ) -> TrainConfig:
-    """Check the settings that depend on the data and hardware, and fill in what was left to digitlab
-    (run directory, micro-batch, precision), so that config.json records what ran."""
+    """Check the settings that depend on the data and hardware, and fill in what was left to digitlab (run
+    directory, micro-batch, precision, the dataset found, eval_every under a target), so that config.json records
+    what ran."""
     precision = resolve_precision(config.precision, device, log)
     examples = len(data.train_images)
     if config.batch_size > examples:
