@@ -1,4 +1,4 @@
-"""`digitlab compare` (store.runs, console.format_comparison, paper.plots.compare_figure) on two tiny runs."""
+"""`digitlab compare` (store.compared_runs, console.format_comparison, paper.plots.compare_figure) on two tiny runs."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from digitlab.cli import main
 from digitlab.config import TrainConfig
 from digitlab.errors import ConfigError, RunError
-from digitlab.store import rundir, runs
+from digitlab.store import compared_runs, rundir
 from digitlab.store.files import read_json, read_rows
 from digitlab.training.fit import fit
 
@@ -70,7 +70,7 @@ def test_an_unfinished_run_shows_what_it_has(two_runs, tmp_path, capsys):
     (stopped / rundir.RESULT).unlink()  # as a run killed after its second epoch leaves it
     rows = read_rows(stopped / rundir.METRICS)[:2]
     (stopped / rundir.METRICS).write_text("".join(json.dumps(row) + "\n" for row in rows))
-    found = runs.read_runs([slow, stopped])
+    found = compared_runs.read_runs([slow, stopped])
     assert found[1].state() == "unfinished, 2 of 3 epochs"
     assert found[1].final()["epochs"] == 2 and found[1].final()["test/acc"] == rows[-1]["test/acc"]
     assert main(["compare", str(slow), str(stopped), "--out", str(tmp_path / "cmp")]) == 0
@@ -84,7 +84,7 @@ def test_a_run_before_its_first_epoch_still_draws(two_runs, tmp_path):
     for name in (rundir.RESULT, rundir.METRICS):
         (young / name).unlink()
     assert main(["compare", str(slow), str(young), "--out", str(tmp_path / "cmp")]) == 0
-    assert runs.curves(runs.read_run(young))["step_loss"] == []  # no epoch yet: its length is unknown
+    assert compared_runs.curves(compared_runs.read_run(young))["step_loss"] == []  # no epoch yet: its length is unknown
 
 
 @pytest.mark.parametrize("case", ["one run", "not a run", "missing", "twice"])
@@ -104,9 +104,9 @@ def test_bad_input_is_one_line(two_runs, tmp_path, capsys, case):
 
 def test_differing_ignores_the_run_directory(two_runs):
     slow, fast = two_runs
-    found = runs.read_runs([slow, fast])
-    assert runs.differing(found) == ["lr", "epochs", "val_size"]
+    found = compared_runs.read_runs([slow, fast])
+    assert compared_runs.differing(found) == ["lr", "epochs", "val_size"]
     with pytest.raises(ConfigError):
-        runs.read_runs([slow])
+        compared_runs.read_runs([slow])
     with pytest.raises(RunError):
-        runs.read_run(slow.parent)
+        compared_runs.read_run(slow.parent)

@@ -1,5 +1,7 @@
-"""Several run directories read side by side, for `digitlab compare`: each run's config, per-epoch rows, step
-losses and result, the config fields in which the runs differ, and each run's final numbers.
+"""Several run directories read side by side, for `digitlab compare` (one run's files are store.rundir's):
+each run's config, per-epoch rows, step losses and result (Run, read_run, read_runs, labels), the config fields
+in which the runs differ (differing), each run's curves (curves), the comparison's title (title) and the
+folder its figure goes to (figure_folder).
 
 (Not perf.compare, which times several ways of doing one piece of work in one process.)
 
@@ -9,6 +11,7 @@ unfinished: its numbers are those of its last finished epoch. A folder that hold
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,3 +121,21 @@ def curves(run: Run) -> dict:
     for key in ("train/loss", "test/loss", "val/loss", "test/acc", "val/acc"):
         series[key] = [row.get(key) for row in run.epochs]
     return series
+
+
+def title(runs: list[Run], fields: list[str]) -> str:
+    """The comparison's title: how many runs, and the first fields in which they differ."""
+    if not fields:
+        return f"{len(runs)} runs of the same config"
+    named = ", ".join(fields[:4]) + (f" and {len(fields) - 4} more" if len(fields) > 4 else "")
+    return f"{len(runs)} runs: {named} {'differs' if len(fields) == 1 else 'differ'}"
+
+
+def figure_folder(out: str | None) -> Path:
+    """The folder compare draws into: `out`, else a new compare-<time> in the current directory; made here."""
+    folder = Path(out) if out else Path(f"compare-{time.strftime('%Y%m%d-%H%M%S')}")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise RunError(f"cannot write {folder}: {error.strerror or error}; choose a writable --out") from None
+    return folder
