@@ -26,7 +26,7 @@ def test_a_shared_option_has_the_same_help_in_every_subcommand(option, commands)
         for action in parser._actions
         if option in action.option_strings
     }
-    assert set(helps) == commands
+    assert set(helps) >= commands  # a new subcommand may take it too, with the same text
     assert len(set(helps.values())) == 1, helps
 
 

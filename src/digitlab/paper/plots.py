@@ -94,7 +94,7 @@ def optimizer_figure(path: Path, title: str, panels: list[tuple[str, dict[str, d
 
 
 def compare_figure(path: Path, title: str, runs: list[tuple[str, dict]]) -> None:
-    """`digitlab compare`'s figure: runs on shared axes against epochs. runs: (label, store.runs.curves(run)).
+    """`digitlab compare`'s figure: runs on shared axes against epochs. runs: (label, store.compared_runs.curves(run)).
     Left: the training loss of every step (faint) and its moving average over a tenth of an epoch (bold), with
     the test (or validation) loss at each epoch's end; right: test (solid) and validation (dashed) accuracy."""
     figure, (loss_axis, acc_axis) = plt.subplots(1, 2, figsize=(13, 4.8))
