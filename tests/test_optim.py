@@ -86,17 +86,21 @@ def test_weight_decay_argument_is_used(name):
     assert [g["weight_decay"] for g in built.param_groups] == [0.0375]
 
 
-@pytest.mark.parametrize("name", list(OPTIMIZERS))
-def test_steps_change_the_weights(name):
-    model = _model()
-    before = copy.deepcopy(model.state_dict())
-    optimizer = OPTIMIZERS[name](model.parameters(), LR)
+def _five_steps(model: nn.Module, optimizer) -> None:
+    """Five steps on seeded random batches, the same for every optimizer."""
     generator = torch.Generator().manual_seed(1)
     for _ in range(5):
         optimizer.zero_grad()
         x, y = torch.randn(8, 6, generator=generator), torch.randint(0, 3, (8,), generator=generator)
         nn.functional.cross_entropy(model(x), y).backward()
         optimizer.step()
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_steps_change_the_weights(name):
+    model = _model()
+    before = copy.deepcopy(model.state_dict())
+    _five_steps(model, OPTIMIZERS[name](model.parameters(), LR))
     assert all(torch.isfinite(v).all() for v in model.state_dict().values())
     assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
 
@@ -124,13 +128,7 @@ def test_optimizers_differ_from_each_other():
     results = {}
     for name, build in OPTIMIZERS.items():
         model = _model()
-        optimizer = build(model.parameters(), LR)
-        generator = torch.Generator().manual_seed(1)
-        for _ in range(5):
-            optimizer.zero_grad()
-            x, y = torch.randn(8, 6, generator=generator), torch.randint(0, 3, (8,), generator=generator)
-            nn.functional.cross_entropy(model(x), y).backward()
-            optimizer.step()
+        _five_steps(model, build(model.parameters(), LR))
         results[name] = torch.cat([p.detach().flatten() for p in model.parameters()])
     names = list(results)
     for i, a in enumerate(names):
