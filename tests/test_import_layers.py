@@ -1,5 +1,5 @@
-"""The package's imports point one way: errors -> console, models, optim, schedules, data, shard -> perf -> config ->
-store, recipes -> training -> inference -> paper, serve -> tune -> commands -> cli. A module may import from a lower
+"""The package's imports point one way: errors -> console, models, optim, schedules, data, shard, seeds -> perf ->
+config -> store, recipes -> training -> inference -> paper, serve -> tune -> commands -> cli. A module may import from a lower
 layer or from its own unit (its subpackage, or itself); anything else is an upward or sideways import and fails here.
 Imports inside functions count too: a lazy import is still a dependency."""
 
@@ -15,7 +15,7 @@ from helpers import REPO_ROOT
 PACKAGE = REPO_ROOT / "src" / "digitlab"
 LAYERS = [
     {"__init__", "errors"},
-    {"console", "models", "optim", "schedules", "data", "shard"},
+    {"console", "models", "optim", "schedules", "data", "shard", "seeds"},
     {"perf"},
     {"config"},
     {"store", "recipes"},

@@ -29,6 +29,8 @@ def test_train_writes_a_finished_run(capsys, data_dir, tmp_path):
     assert (config["model"], config["hidden_size"], config["num_layers"], config["batch_size"]) == ("lstm", 16, 1, 50)
     assert config["data_dir"] == str(data_dir)
     assert len((run_dir / rundir.STEPS).read_text().splitlines()) == 6  # 300 examples / 50
+    command = json.loads((run_dir / rundir.ENV).read_text())["command"]  # what made the run, as it was called
+    assert command == " ".join(["digitlab", "train", *TINY, "--data-dir", str(data_dir), "--run-dir", str(run_dir)])
 
 
 def test_train_flags_reach_the_config(capsys, data_dir, tmp_path):

@@ -7,6 +7,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from digitlab.commands.options import command_line
 from digitlab.config import TrainConfig, field_types, flag
 
 HELP = "train a model and write a run directory"
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> Path:
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
     if args.resume is None:
         settings = recipes.load(args.config).settings if args.config else {}
-        return fit(TrainConfig(**(settings | given)))
+        return fit(TrainConfig(**(settings | given)), command=command_line(args))
     if args.config:
         raise ConfigError("--resume goes on with the run's own config.json; drop --config")
     saved = rundir.load_config(Path(args.resume))

@@ -68,8 +68,10 @@ def fit(
     log=print,
     on_epoch: EpochHook | None = None,
     on_evaluation: EvaluationHook | None = None,
+    command: str | None = None,
 ) -> Path:
-    """Train per `config` (continuing its run directory when `resuming`); return the finished run directory."""
+    """Train per `config` (continuing its run directory when `resuming`); return the finished run directory.
+    `command`: the command line that started the run, recorded in its env.json (what made a shipped model)."""
     config.validate()
     context = distributed.context_from_environment()
     log = log if context.is_main else (lambda *args, **kwargs: None)
@@ -81,7 +83,7 @@ def fit(
             hooks = Hooks(on_epoch, on_evaluation)
             run_dir = _run(
                 config, dataset=dataset, resuming=resuming, log=log, hooks=hooks, context=context, device=device,
-                hold=hold,
+                hold=hold, command=command,
             )  # fmt: skip
     except TrainingError:  # a divergence or a stop: every rank raises it at the same step
         distributed.shutdown(context, together=True)
@@ -111,6 +113,7 @@ def _run(
     context: distributed.Context,
     device: torch.device,
     hold: contextlib.ExitStack,
+    command: str | None,
 ) -> Path:
     """The run itself, once the processes are set up: data, run directory, session, epochs, finished files."""
     if dataset is None:
@@ -133,7 +136,7 @@ def _run(
             "world_size": context.world_size, "data_source": data.source, "data_verified": data.verified,
             "dataset": data.name,
             "deterministic": config.deterministic, "bit_identical_resume": bit_identical,
-            "precision_requested": requested_precision,
+            "precision_requested": requested_precision, "command": command,
         }  # fmt: skip
         distributed.main_does(
             lambda: rundir.create(Path(config.run_dir), config, environment(device) | run_info), context, device
