@@ -1,6 +1,7 @@
 """The package's imports point one way: errors -> console, models, optim, schedules, data, shard, seeds -> perf ->
-config -> store, recipes -> training -> inference -> paper, serve -> tune -> commands -> cli. A module may import from a lower
-layer or from its own unit (its subpackage, or itself); anything else is an upward or sideways import and fails here.
+config -> store, recipes -> training -> inference -> paper, serve -> tune -> commands -> cli. A module may import from
+a lower layer or from its own unit (its subpackage, or itself); anything else is an upward or sideways import and fails
+here.
 Imports inside functions count too: a lazy import is still a dependency."""
 
 from __future__ import annotations
