@@ -64,8 +64,8 @@ def run(args: argparse.Namespace) -> None:
     base = base.replace(precision=resolve_precision(base.precision, parse_device(base.device), print))
     seeds = parse_seeds(args.seeds)
     cells = reproduce(
-        args.experiments, out, seeds, base, args.quick, args.dry_run, command_line(args), retime=args.retime,
-        shard=share,
+        args.experiments, out, seeds, base, quick=args.quick, dry_run=args.dry_run, command=command_line(args),
+        retime=args.retime, shard=share,
     )  # fmt: skip
     if args.dry_run:
         print(describe(cells, out, examples=60_000, retime=args.retime))

@@ -140,6 +140,7 @@ def reproduce(
     out: Path,
     seeds: list[int],
     base: TrainConfig,
+    *,
     quick: bool,
     dry_run: bool,
     command: str,
