@@ -67,3 +67,16 @@ def test_batch_norm_pass_of_one_example_is_refused_before_training(tmp_path):
     with pytest.raises(ConfigError, match="batch norm.*micro-batch 50"):
         fit(config, log=lambda *a: None)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_process_share_rounded_up_is_checked_too(tmp_path):
+    # 101 examples over 2 processes: rank 0 takes 51 (index[0::2]), cut by 50 into 50 + 1
+    from digitlab.data.dataset import load, prepare
+    from digitlab.training.distributed import Context
+    from digitlab.training.session import resolve_config
+
+    data = prepare(load(write_dataset(tmp_path / "data", shape=(12, 12), n_train=202, n_test=10)), 0, 0, 0, 0)
+    config = TrainConfig(model="vgg", channels=4, hidden_size=16, batch_size=101, micro_batch=50, val_size=0)
+    with pytest.raises(ConfigError, match="batch norm"):
+        resolve_config(config, data, torch.device("cpu"), Context(world_size=2, local_world_size=2))
+    assert resolve_config(config.replace(micro_batch=51), data, torch.device("cpu"), Context(world_size=2))

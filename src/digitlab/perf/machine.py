@@ -77,12 +77,15 @@ def onednn_max_isa() -> str | None:
 @functools.cache
 def onednn_runs_bf16_lstm() -> bool:
     """Whether an LSTM runs in bf16 here: oneDNN has none below AVX-512 and raises "could not create a
-    primitive descriptor". No flag predicts it under a narrowed ISA, so a tiny one runs, once per process."""
-    lstm = torch.nn.LSTM(4, 4)
+    primitive descriptor". No flag predicts it under a narrowed ISA, so a tiny one runs, once per process:
+    with gradients on (under inference mode a training LSTM would not run at all, and that answer would be
+    cached) and on a forked random state (building it must not move the run's seeded generator)."""
     try:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            out, _ = lstm(torch.zeros(2, 1, 4))
-        out.float().sum().backward()
+        with torch.random.fork_rng(), torch.inference_mode(False), torch.enable_grad():
+            lstm = torch.nn.LSTM(4, 4)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                out, _ = lstm(torch.zeros(2, 1, 4))
+            out.float().sum().backward()
     except RuntimeError:
         return False
     return True

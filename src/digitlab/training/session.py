@@ -83,8 +83,9 @@ def resolve_config(
     chunk = micro_batch(config, device, batch_statistics)
     if batch_statistics:
         # Batch norm normalises over what one forward pass sees, and cannot train on a pass of one example.
-        last_share = (examples % config.batch_size or config.batch_size) // context.world_size
-        shares = {config.batch_size // context.world_size, last_share}
+        # A process's share of a batch is index[rank::world]: the batch divided, rounded down or up.
+        batches = {config.batch_size, examples % config.batch_size or config.batch_size}
+        shares = {-(-batch // context.world_size) for batch in batches} | {b // context.world_size for b in batches}
         if any(share < 2 or share % chunk == 1 for share in shares):
             raise ConfigError(
                 f"the {config.model} model uses batch norm, which cannot train on one example, and a forward pass "
