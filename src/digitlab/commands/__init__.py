@@ -16,20 +16,11 @@ export.py      digitlab export: a run's model as ONNX
 serve.py       digitlab serve: the REST API and the draw-a-digit page
 """
 
-from digitlab.commands import (
-    compare,
-    data,
-    evaluate,
-    export,
-    models,
-    predict,
-    recipes,
-    report,
-    reproduce,
-    serve,
-    train,
-    tune,
-)
+import importlib
 
-# In the order `digitlab --help` lists them. A new subcommand: one module beside these, and one entry here.
-COMMANDS = (data, models, recipes, train, evaluate, predict, reproduce, report, tune, compare, export, serve)
+# In the order `digitlab --help` lists them. A new subcommand: one module beside these, and its name here.
+NAMES = (
+    "data", "models", "recipes", "train", "evaluate", "predict", "reproduce", "report", "tune", "compare", "export",
+    "serve",
+)  # fmt: skip
+COMMANDS = tuple(importlib.import_module(f"digitlab.commands.{name}") for name in NAMES)
