@@ -9,8 +9,10 @@ its noise are taken away, the strokes are stretched to full brightness, cropped,
 width, scaled into 20x20 and centred by mass.
 
 Holds MNIST's geometry (MNIST_SIDE, IMAGE_SHAPE, BOX_SIDE, CENTRE) and the ink and stroke thresholds, the whole
-step (to_mnist), finding the ink (ink_plane) and measuring strokes (stroke_width); the private helpers crop,
-resize, mend the strokes and place the digit. to_mnist() refuses a page with no ink (decode.ImageError).
+step (to_mnist), finding the ink (ink_plane: raw_ink, then specks dropped and the rest stretched by scaled_ink),
+one digit's ink made MNIST-like (ink_to_mnist, also used for each digit of a line by inference.read) and
+measuring strokes (stroke_width); the private helpers crop, resize, mend the strokes and place the digit.
+to_mnist() refuses a page with no ink (decode.ImageError).
 """
 
 from __future__ import annotations
@@ -42,7 +44,12 @@ BORDER_SHARE = 0.05  # the frame whose median is the paper's level: 5% of each s
 def to_mnist(image: Image.Image, name: str) -> np.ndarray:
     """The digit in `image` as MNIST shows one: uint8 (28, 28), a light digit on black, scaled to fit 20x20
     and centred by mass. ImageError, naming `name`, if no ink stands out from the paper."""
-    ink = ink_plane(image, name)
+    return ink_to_mnist(ink_plane(image, name))
+
+
+def ink_to_mnist(ink: np.ndarray) -> np.ndarray:
+    """One digit's ink (float (H, W) in 0..1 with some ink, anything else in it already masked out: a whole
+    page's ink plane or one segment of a line's) as MNIST shows a digit: uint8 (28, 28)."""
     digit = _crop(ink)
     digit = _at_work_scale(digit)
     digit = _normalise_strokes(digit)
@@ -52,6 +59,27 @@ def to_mnist(image: Image.Image, name: str) -> np.ndarray:
 def ink_plane(image: Image.Image, name: str) -> np.ndarray:
     """float32 (H, W) in 0..1: how much ink each pixel holds, the paper at 0 and the strong strokes at 1,
     noise and specks taken away. ImageError if there is no ink."""
+    ink, threshold = raw_ink(image, name)
+    marks, count = ndimage.label(ink > threshold, structure=np.ones((3, 3)))
+    if count == 0:
+        raise ImageError(f"{name}: no ink found; pass a picture of a digit, drawn dark on light or light on dark")
+    mass = ndimage.sum_labels(ink, marks, index=np.arange(1, count + 1))
+    kept = np.flatnonzero(mass >= SPECK_SHARE * mass.sum()) + 1
+    return scaled_ink(ink, np.isin(marks, kept), threshold)
+
+
+def scaled_ink(ink: np.ndarray, keep: np.ndarray, threshold: float) -> np.ndarray:
+    """raw_ink's plane with only the marks `keep` (bool, H x W) and their soft edges, stretched so that the
+    paper's noise level is 0 and the strong strokes (the 90th percentile of the kept ink) are 1."""
+    strong = float(np.percentile(ink[keep], 90))
+    near = ndimage.binary_dilation(keep, iterations=2)  # the soft edges around the kept strokes
+    return np.where(near, np.clip((ink - threshold) / max(strong - threshold, 1e-6), 0, 1), 0).astype(np.float32)
+
+
+def raw_ink(image: Image.Image, name: str) -> tuple[np.ndarray, float]:
+    """(ink, threshold): float32 (H, W), how far each pixel is from the paper towards the ink's side, and the
+    level above which a pixel is ink (beyond the paper's noise and a quarter of the contrast). The image is
+    reduced first when its longer side is over LARGEST_SIDE. ImageError if nothing contrasts with the paper."""
     grey, alpha = _planes(image)
     if alpha is not None:
         grey = _composite(grey, alpha)
@@ -68,16 +96,7 @@ def ink_plane(image: Image.Image, name: str) -> np.ndarray:
         )
     # the paper's noise from the frame's median absolute deviation: ink reaching into the frame does not count
     noise = 1.4826 * float(np.median(np.abs(border - paper)))
-    threshold = max(NOISE_SIGMAS * noise, 0.25 * contrast)
-    marks, count = ndimage.label(ink > threshold, structure=np.ones((3, 3)))
-    if count == 0:
-        raise ImageError(f"{name}: no ink found; pass a picture of a digit, drawn dark on light or light on dark")
-    mass = ndimage.sum_labels(ink, marks, index=np.arange(1, count + 1))
-    kept = np.flatnonzero(mass >= SPECK_SHARE * mass.sum()) + 1
-    keep = np.isin(marks, kept)
-    strong = float(np.percentile(ink[keep], 90))
-    near = ndimage.binary_dilation(keep, iterations=2)  # the soft edges around the kept strokes
-    return np.where(near, np.clip((ink - threshold) / max(strong - threshold, 1e-6), 0, 1), 0).astype(np.float32)
+    return ink, max(NOISE_SIGMAS * noise, 0.25 * contrast)
 
 
 def _planes(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
