@@ -7,6 +7,9 @@ Holds a loaded PyTorch module's class probabilities (probabilities), the interfa
 and an exported file's, run by onnxruntime (OnnxClassifier; its format is onnx_model's), and choosing the
 model a command-line argument names (is_model, open_classifier, DEFAULT_MODEL).
 
+Every engine answers calibrated probabilities (calibration.py): a run's by its calibration.json, an .onnx file's
+inside its graph. Each also says its temperature and its "not a digit" threshold (reject_below; None: none known).
+
 The shipped model is a finished run directory (default_model/): the `cnn-best` recipe, seed 0, trained on
 MNIST's 60,000 training images less 5,000 held out, 99.69% on MNIST's test set with its weight average.
 """
@@ -20,6 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from digitlab.errors import CheckpointError, ConfigError, DataError, RunError, first_line
+from digitlab.inference.calibration import for_weights
 from digitlab.inference.onnx_model import INPUT_NAME, OUTPUT_NAME, RUN_MODULES, read_metadata, require
 
 if TYPE_CHECKING:
@@ -31,16 +35,16 @@ DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "default_model"
 DEFAULT_SOURCE = "the default model (cnn-best)"
 
 
-def probabilities(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """uint8 images (N, H, W) -> class probabilities (N, classes), normalised as training did, on the model's
-    device, without autograd."""
+def probabilities(model: torch.nn.Module, images: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """uint8 images (N, H, W) -> class probabilities (N, classes), softmax(logits / temperature), normalised as
+    training did, on the model's device, without autograd. temperature: the run's calibration (1: none)."""
     import torch  # here, not above: running an .onnx file needs no PyTorch
 
     from digitlab.data.dataset import normalize
 
     with torch.inference_mode():
         device = next(model.parameters()).device
-        return torch.softmax(model(normalize(images).to(device)).float(), dim=1).cpu()
+        return torch.softmax(model(normalize(images).to(device)).float() / temperature, dim=1).cpu()
 
 
 class Classifier(Protocol):
@@ -48,9 +52,11 @@ class Classifier(Protocol):
     class_names: list[str] | None  # by class index; None: the classes are the digits 0-9
     image_shape: tuple[int, int]  # (height, width) of the images the model takes
     num_classes: int
+    temperature: float  # the calibration's T, already applied by probabilities(); 1.0: not calibrated
+    reject_below: float | None  # a top probability below it is "not a digit"; None: no threshold known
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
-        """uint8 images (N, H, W) -> float32 class probabilities (N, classes)."""
+        """uint8 images (N, H, W) -> float32 class probabilities (N, classes), calibrated (softmax(logits / T))."""
         ...
 
 
@@ -74,7 +80,8 @@ def in_batches(
 
 
 class TorchClassifier:
-    """A finished run's model, on `device`, with the weights `weights` chooses (load.WEIGHT_CHOICES)."""
+    """A finished run's model, on `device`, with the weights `weights` chooses (load.WEIGHT_CHOICES), calibrated
+    by the run's calibration.json where it has one for those weights (calibration.for_weights)."""
 
     def __init__(self, run_dir: str | Path, device: str = "cpu", weights: str = "auto", source: str | None = None):
         from digitlab.inference.load import load_model  # torch loads only for PyTorch models
@@ -86,13 +93,17 @@ class TorchClassifier:
         self.class_names = [str(name) for name in names] if names else None
         self.image_shape = (int(self.info["image_shape"][0]), int(self.info["image_shape"][1]))
         self.num_classes = int(self.info["num_classes"])
+        calibration = for_weights(run_dir, self.info["weights"])
+        self.temperature = calibration.temperature if calibration else 1.0
+        self.reject_below = calibration.reject_below if calibration else None
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
-        """uint8 images (N, H, W) -> float32 class probabilities (N, classes), BATCH images per forward pass."""
+        """uint8 images (N, H, W) -> float32 class probabilities (N, classes), softmax(logits / temperature), BATCH
+        images per forward pass."""
         import torch
 
         def run(batch: np.ndarray) -> np.ndarray:
-            return probabilities(self.model, torch.from_numpy(batch)).numpy()
+            return probabilities(self.model, torch.from_numpy(batch), self.temperature).numpy()
 
         return in_batches(self, images, np.uint8, BATCH, run)
 
@@ -104,13 +115,16 @@ class OnnxClassifier:
     """An exported model, run on the CPU by onnxruntime (its default intra-op threads: the physical cores).
 
     source: the file; class_names: by class index, None for a dataset without names (the digits);
-    image_shape: (height, width) the model takes; probabilities(uint8 (N, H, W)) -> float32 (N, classes).
+    image_shape: (height, width) the model takes; probabilities(uint8 (N, H, W)) -> float32 (N, classes);
+    temperature and reject_below: the run's calibration, from the metadata (T is already inside the graph).
     """
 
     source: str
     class_names: list[str] | None
     image_shape: tuple[int, int]
     num_classes: int
+    temperature: float
+    reject_below: float | None
 
     def __init__(self, path: str | Path):
         require("running an ONNX model", RUN_MODULES)
@@ -125,7 +139,10 @@ class OnnxClassifier:
             raise CheckpointError(f"{path} is not a usable ONNX model ({first_line(error)})") from None
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self.source = str(path)
-        self.image_shape, self.num_classes, self.class_names = read_metadata(self.metadata, path)
+        found = read_metadata(self.metadata, path)
+        self.image_shape, self.num_classes, self.class_names = found.image_shape, found.num_classes, found.class_names
+        # The graph's logits are already divided by T (export bakes it in): probabilities() must not divide again.
+        self.temperature, self.reject_below = found.temperature, found.reject_below
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if [i.name for i in inputs] != [INPUT_NAME] or [o.name for o in outputs] != [OUTPUT_NAME]:
             raise CheckpointError(
@@ -134,7 +151,8 @@ class OnnxClassifier:
             )
 
     def logits(self, images: np.ndarray) -> np.ndarray:
-        """uint8 (or 0..255 float) images (N, H, W) -> float32 logits (N, classes), ONNX_BATCH images per call."""
+        """uint8 (or 0..255 float) images (N, H, W) -> float32 logits (N, classes), already divided by the
+        temperature (calibrated), ONNX_BATCH images per call."""
 
         def run(batch: np.ndarray) -> np.ndarray:
             return self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
@@ -142,7 +160,8 @@ class OnnxClassifier:
         return in_batches(self, images, np.float32, ONNX_BATCH, run)
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
-        """uint8 images (N, H, W) -> float32 class probabilities (N, classes): the softmax of the logits."""
+        """uint8 images (N, H, W) -> float32 class probabilities (N, classes): the softmax of the (calibrated)
+        logits."""
         logits = self.logits(images)
         exp = np.exp(logits - logits.max(axis=1, keepdims=True))
         return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32, copy=False)
