@@ -7,4 +7,5 @@ lock.py           a run directory's lock: one process at a time trains in it
 resume.py         cutting a run's records back to the checkpoint it resumes from (tidy)
 events.py         TensorBoard event files beside the JSON-lines records, where tensorboard is installed
 compared_runs.py  several run directories read side by side for `digitlab compare`
+samples.py        a person's samples folder: labelled pictures of their writing, added and removed atomically
 """
