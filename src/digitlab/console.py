@@ -83,6 +83,7 @@ def format_evaluation(record: dict) -> str:
         *format_per_class(record["per_class"], class_names),
         "",
         *format_files(record),
+        *format_calibration(record),
         "",
         "confusion matrix (rows: true class, columns: predicted):",
         " " * 6 + "".join(f"{c:>{width}d}" for c in range(num_classes)),
@@ -92,6 +93,33 @@ def format_evaluation(record: dict) -> str:
     if class_names and list(class_names) != [str(c) for c in range(len(class_names))]:
         lines += ["", "classes: " + ", ".join(f"{c} {name}" for c, name in enumerate(class_names))]
     return "\n".join(lines)
+
+
+def format_calibration(record: dict) -> list[str]:
+    """How honest the confidence is on the test set: its expected calibration error with the run's temperature
+    and without it, the share of test digits below the "not a digit" threshold, and the reliability diagram."""
+    calibration = record.get("calibration")
+    if not calibration:
+        return []
+    ece, plain, bins = calibration["ece"], calibration["ece_uncalibrated"], calibration["bins"]
+    if calibration["calibrated"]:
+        lines = [
+            f"calibration on the test set: expected calibration error {ece:.2%} at the run's temperature "
+            f"{calibration['temperature']:.4g} (fitted on {calibration['fitted_on']})",
+            f"  {plain:.2%} uncalibrated (T = 1); {bins} equal-width confidence bins",
+        ]
+    else:
+        lines = [
+            f"calibration on the test set: expected calibration error {plain:.2%}, uncalibrated (T = 1; {bins} bins)",
+            f"  the run has no calibration for these weights: fit one with 'digitlab calibrate {record['run_dir']}'",
+        ]
+    if calibration["reject_below"] is not None:
+        lines.append(
+            f"  'not a digit' below a confidence of {calibration['reject_below']:.4f}: "
+            f"{calibration['rejected']:.2%} of the test digits"
+        )
+    reliability = record["files"].get("reliability")
+    return ["", *lines, *([f"  reliability diagram: {reliability}"] if reliability else [])]
 
 
 def format_per_class(rows: list[dict], class_names: list[str] | None = None) -> list[str]:

@@ -6,7 +6,8 @@ data.py        digitlab data: obtain and verify the dataset, print its statistic
 models.py      digitlab models: the models with their parameter counts
 recipes.py     digitlab recipes: the shipped recipes with their measured results
 train.py       digitlab train: train a model, or --resume a run
-evaluate.py    digitlab evaluate: a run's test accuracy, per-class figures, confusion matrix
+evaluate.py    digitlab evaluate: a run's test accuracy, per-class figures, confusion matrix, calibration error
+calibrate.py   digitlab calibrate: a run's temperature and "not a digit" threshold, fitted on its validation split
 predict.py     digitlab predict: the digits in a person's image files, or MNIST test digits
 reproduce.py   digitlab reproduce: the paper's tables and figure, then the report
 report.py      digitlab report: a reproduction's or a study's report rebuilt
@@ -20,7 +21,7 @@ import importlib
 
 # In the order `digitlab --help` lists them. A new subcommand: one module beside these, and its name here.
 NAMES = (
-    "data", "models", "recipes", "train", "evaluate", "predict", "reproduce", "report", "tune", "compare", "export",
-    "serve",
+    "data", "models", "recipes", "train", "evaluate", "calibrate", "predict", "reproduce", "report", "tune", "compare",
+    "export", "serve",
 )  # fmt: skip
 COMMANDS = tuple(importlib.import_module(f"digitlab.commands.{name}") for name in NAMES)

@@ -1,11 +1,14 @@
 """An evaluation a careful reader can trust: the test accuracy with its confidence interval, per-class precision
-and recall, the confusion matrix as a figure, and a grid of the misclassified test digits.
+and recall, the confusion matrix as a figure, a grid of the misclassified test digits, and how honest the model's
+confidence is: the expected calibration error with the run's calibration and without it, and a reliability diagram.
 
 `assess` computes all of it as one plain (JSON-serialisable) dict and writes, into the run directory,
-`evaluation/confusion.png`, `evaluation/misclassified.png` (only when the model made mistakes) and
+`evaluation/confusion.png`, `evaluation/misclassified.png` (only when the model made mistakes),
+`evaluation/reliability.png` (when given the logits) and
 `evaluation/evaluation.json` (the dict; written last, so that it only ever names figures that exist). Every file is
 written atomically (store.files.atomic_write): a reader sees the old file or the whole new one, never a torn one.
-`assess_run` is `digitlab evaluate`: a run's model on its matching test data, then `assess`.
+`assess_run` is `digitlab evaluate`: a run's model on its matching test data, then `assess`. The test set only
+reports the calibration (calibration.py fits it on the validation split).
 """
 
 from __future__ import annotations
@@ -21,19 +24,21 @@ matplotlib.use("Agg")  # no screen: evaluation runs on servers and in CI
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 from scipy.stats import binomtest  # noqa: E402
 
 from digitlab.console import class_name  # noqa: E402
-from digitlab.data.dataset import normalize  # noqa: E402
 from digitlab.data.matching import matching_test_data  # noqa: E402
 from digitlab.errors import RunError  # noqa: E402
+from digitlab.inference import calibration as calibrating  # noqa: E402
 from digitlab.inference.load import load_model  # noqa: E402
 from digitlab.store.files import atomic_write, remove_temporaries, write_json  # noqa: E402
-from digitlab.training.evaluate import confusion_matrix, evaluate  # noqa: E402
+from digitlab.training.evaluate import confusion_matrix  # noqa: E402
 
 EVALUATION = "evaluation"  # the folder in the run directory that holds what `digitlab evaluate` writes
 CONFUSION = "confusion.png"
 MISCLASSIFIED = "misclassified.png"
+RELIABILITY = "reliability.png"
 RECORD = "evaluation.json"
 
 # Our method name -> (scipy's name for it, the name people know it by). scipy calls Clopper-Pearson "exact".
@@ -187,10 +192,14 @@ def assess(
     confidence: float = 0.95,
     method: str = "wilson",
     limit: int = 100,
+    logits: torch.Tensor | None = None,
+    calibration: calibrating.Calibration | None = None,
 ) -> dict:
     """The whole evaluation of a run's predictions on the test images as a plain dict, with its figures and the
     dict itself written into `run_dir`/evaluation. `data` says which test data it was (recorded as given).
-    RunError when the folder cannot be written; whatever this call had written is then removed."""
+    logits: the model's on the test images, to measure its calibration (`calibration`'s; None: T 1) and draw the
+    reliability diagram. RunError when the folder cannot be written; whatever this call had written is then
+    removed."""
     matrix = confusion_matrix(labels.long().cpu(), predictions.long().cpu(), num_classes).numpy()
     total, correct = len(labels), int(np.trace(matrix))
     low, high = accuracy_interval(correct, total, confidence, method)
@@ -209,6 +218,7 @@ def assess(
         "confusion_axes": "rows: true class, columns: predicted class",
         "class_names": list(class_names) if class_names else None,
         "misclassified_shown": 0,
+        "calibration": calibration_record(logits, labels, calibration) if logits is not None else None,
         "files": {},
     }
     created = not folder.exists()
@@ -224,10 +234,20 @@ def assess(
         else:  # an earlier evaluation's grid would show mistakes this one did not make
             (folder / MISCLASSIFIED).unlink(missing_ok=True)
         record["misclassified_shown"] = drawn
+        if logits is not None:
+            temperature = record["calibration"]["temperature"]
+            title = f"Test set, temperature {temperature:.3g}" if calibration else "Test set, uncalibrated (T = 1)"
+            calibrating.reliability_diagram(
+                calibrating.softmax(logits.numpy(), temperature), labels.numpy(), folder / RELIABILITY, title
+            )
+            written.append(folder / RELIABILITY)
+        else:  # an earlier evaluation's diagram would not describe this one
+            (folder / RELIABILITY).unlink(missing_ok=True)
         record["files"] = {
             "record": str(folder / RECORD),
             "confusion": str(folder / CONFUSION),
             "misclassified": str(folder / MISCLASSIFIED) if drawn else None,
+            "reliability": str(folder / RELIABILITY) if logits is not None else None,
         }
         write_json(folder / RECORD, record)
     except OSError as error:
@@ -244,14 +264,36 @@ def assess(
     return record
 
 
+def calibration_record(logits: torch.Tensor, labels: torch.Tensor, calibration: calibrating.Calibration | None) -> dict:
+    """The test set's expected calibration error with the run's temperature and without it (T 1), and the share
+    of its digits the run's "not a digit" threshold rejects."""
+    temperature = calibration.temperature if calibration else 1.0
+    threshold = calibration.reject_below if calibration else None
+    logits, truth = logits.double().numpy(), labels.numpy()
+    calibrated = calibrating.softmax(logits, temperature)
+    return {
+        "calibrated": calibration is not None,  # False: the run has no calibration.json for these weights
+        "temperature": temperature,
+        "fitted_on": f"{calibration.images} {calibration.split} digits" if calibration else None,
+        "ece": calibrating.expected_calibration_error(calibrated, truth),
+        "ece_uncalibrated": calibrating.expected_calibration_error(calibrating.softmax(logits), truth),
+        "bins": calibration.bins if calibration else 15,
+        "reject_below": threshold,
+        "rejected": float((calibrated.max(axis=1) < threshold).mean()) if threshold is not None else None,
+    }
+
+
 def assess_run(run_dir: Path, data_dir: str | None, weights: str = "auto") -> dict:
-    """`digitlab evaluate`: a finished run's model on the test data that matches it (data.matching), through
-    training.evaluate (the one function that runs a model over labelled images), then `assess`."""
+    """`digitlab evaluate`: a finished run's model on the test data that matches it (data.matching), its logits
+    computed once (calibration.logits_of, evaluate's batches), its loss as training's, then `assess`."""
     model, info = load_model(run_dir, weights=weights)
+    calibration = calibrating.for_weights(run_dir, info["weights"])
     dataset = matching_test_data(data_dir, info)
-    result = evaluate(model, normalize(dataset.test_images), dataset.test_labels, 2000)
+    logits = calibrating.logits_of(model, dataset.test_images)
+    loss = F.cross_entropy(logits, dataset.test_labels).item()
     return assess(
-        run_dir, dataset.test_images, dataset.test_labels, result["predictions"], result["loss"],
+        run_dir, dataset.test_images, dataset.test_labels, logits.argmax(dim=1), loss,
         info["num_classes"], class_names=info.get("class_names"),
         data={"source": dataset.source, "dataset": dataset.name, "weights": info["weights"]},
+        logits=logits, calibration=calibration,
     )  # fmt: skip

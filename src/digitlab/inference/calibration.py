@@ -169,8 +169,8 @@ def reject_threshold(confidences, share: float = REJECT_SHARE) -> float | None:
 
 
 def reliability_diagram(probabilities, labels, path: str | Path, title: str, bins: int = BINS) -> None:
-    """A PNG at `path` (written atomically): each bin's accuracy against its mean confidence, the diagonal that
-    a calibrated model follows, the gap shaded, the bins' digit counts below, and the ECE in the title."""
+    """A PNG at `path` (written atomically): each bin's accuracy (filled) and mean confidence (outlined), the
+    diagonal a calibrated model follows, the bins' digit counts below (log scale), and the ECE in the title."""
     import matplotlib
 
     matplotlib.use("Agg")  # no screen: evaluation runs on servers and in CI
@@ -191,8 +191,8 @@ def reliability_diagram(probabilities, labels, path: str | Path, title: str, bin
     try:
         axis.plot([0, 1], [0, 1], color="0.5", linestyle="--", label="calibrated")
         axis.bar(centres, accuracy, width=width * 0.9, color="tab:blue", label="accuracy of the bin")
-        axis.bar(centres, mean_confidence - accuracy, bottom=accuracy, width=width * 0.9, color="tab:red",
-                 alpha=0.35, label="gap to its mean confidence")  # fmt: skip
+        axis.bar(centres, mean_confidence, width=width * 0.9, fill=False, edgecolor="tab:red",
+                 label="its mean confidence")  # fmt: skip
         axis.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1))
         axis.set_title(f"{title}\nECE {ece:.2%} ({bins} bins, {len(labels)} digits)", fontsize=10)
         axis.legend(loc="upper left", fontsize=8)

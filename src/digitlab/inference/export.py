@@ -2,9 +2,11 @@
 
 The graph takes float32 images (N, H, W) of raw pixel values 0..255 and applies MNIST's normalisation
 itself (digitlab.data.dataset.normalize, traced), so that a runtime needs nothing from digitlab; it returns
-"logits" (N, classes), and N is dynamic. What the file is (digitlab's format, image shape, classes and their
-names, the run and weights it came from, digitlab's version) is kept in its metadata_props, which
-digitlab.inference.onnx_model reads back (classifier.OnnxClassifier runs the file); onnx_model also checks that
+"logits" (N, classes), already divided by the run's calibrated temperature (calibration.py; 1 for a run without
+calibration.json), so that any runtime's softmax is calibrated; N is dynamic. What the file is (digitlab's
+format, image shape, classes and their names, the run and weights it came from, its temperature and "not a digit"
+threshold, digitlab's version) is kept in its metadata_props, which digitlab.inference.onnx_model reads back
+(classifier.OnnxClassifier runs the file); onnx_model also checks that
 the export extra is installed.
 
 The exporter is torch.onnx's torch.export-based one (dynamo=True): the TorchScript one is deprecated since
@@ -14,7 +16,7 @@ a few matrix products), so it needs no detour through the plain nn.LSTM path. Tr
 some seconds (the exporter traces through their step-by-step decompositions), a one-off cost.
 
 Nothing is left half-written: the file is written under a temporary name in the destination folder, run by
-onnxruntime on test images at batch sizes VERIFY_BATCHES, compared with PyTorch's logits, and renamed into
+onnxruntime on test images at batch sizes VERIFY_BATCHES, compared with PyTorch's logits / T, and renamed into
 place only when every difference is within TOLERANCE; otherwise it is removed and ExportError says why.
 
 Holds the checks' limits (TOLERANCE, VERIFY_BATCHES), the file's default name (DEFAULT_NAME), ExportError, the
@@ -42,9 +44,19 @@ import digitlab
 from digitlab.data.dataset import MNIST_MEAN, MNIST_STD, load, normalize
 from digitlab.data.fetch import cache_dir, find_files
 from digitlab.errors import ConfigError, DigitlabError, first_line
+from digitlab.inference.calibration import for_weights
 from digitlab.inference.classifier import OnnxClassifier
 from digitlab.inference.load import load_model
-from digitlab.inference.onnx_model import FORMAT_KEY, FORMAT_VERSION, INPUT_NAME, OPSET, OUTPUT_NAME, require
+from digitlab.inference.onnx_model import (
+    FORMAT_KEY,
+    FORMAT_VERSION,
+    INPUT_NAME,
+    OPSET,
+    OUTPUT_NAME,
+    REJECT_KEY,
+    TEMPERATURE_KEY,
+    require,
+)
 from digitlab.store import rundir
 from digitlab.store.files import fsync_folder
 
@@ -61,15 +73,18 @@ class ExportError(DigitlabError, RuntimeError):
 
 
 class RawPixelModel(torch.nn.Module):
-    """model(normalize(images)) for float32 images of raw pixel values 0..255: the normalisation travels in
-    the graph, computed by the very function training and `predict` use."""
+    """model(normalize(images)) / temperature for float32 images of raw pixel values 0..255: the normalisation
+    travels in the graph, computed by the very function training and `predict` use, and so does the calibration
+    (one multiplication by 1/T; T 1 multiplies by nothing)."""
 
-    def __init__(self, model: torch.nn.Module):
+    def __init__(self, model: torch.nn.Module, temperature: float = 1.0):
         super().__init__()
         self.model = model
+        self.temperature = float(temperature)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model(normalize(images))
+        logits = self.model(normalize(images))
+        return logits if self.temperature == 1.0 else logits * (1.0 / self.temperature)
 
 
 def export_onnx(
@@ -99,7 +114,10 @@ def export_onnx(
     model, info = load_model(run_dir, weights=weights)
     config = rundir.load_config(run_dir)
     shape = tuple(info["image_shape"])
-    wrapped = RawPixelModel(model).eval()
+    calibration = for_weights(run_dir, info["weights"])
+    temperature = calibration.temperature if calibration else 1.0
+    reject_below = calibration.reject_below if calibration else None
+    wrapped = RawPixelModel(model, temperature).eval()
 
     program = _export(wrapped, shape, opset, f"the {config.model} model of {run_dir}")
     proto = program.model_proto
@@ -121,7 +139,9 @@ def export_onnx(
         "weights": info["weights"],
         "weights_sha256": hashlib.sha256((run_dir / info["weights"]).read_bytes()).hexdigest(),
         "input": f"{INPUT_NAME}: float32 (N, {shape[0]}, {shape[1]}), raw pixel values 0..255",
-        "output": f"{OUTPUT_NAME}: float32 (N, {info['num_classes']})",
+        "output": f"{OUTPUT_NAME}: float32 (N, {info['num_classes']}), logits already divided by the temperature",
+        TEMPERATURE_KEY: repr(temperature),
+        REJECT_KEY: json.dumps(reject_below),
         "normalization": json.dumps({"mean": MNIST_MEAN, "std": MNIST_STD, "scale": 255.0}),
         "opset": str(opset),
         "torch": torch.__version__,
@@ -144,7 +164,7 @@ def export_onnx(
 
     with _temporary_beside(out) as temporary:
         temporary.write_bytes(data)
-        differences = compare(model, temporary, images)
+        differences = compare(wrapped, temporary, images)
         worst = max(differences.values())
         if not worst <= TOLERANCE:  # also catches NaN
             details = ", ".join(f"batch {size}: {value:.3g}" for size, value in differences.items())
@@ -167,6 +187,8 @@ def export_onnx(
         "images": source,
         "model": config.model,
         "weights": info["weights"],
+        "temperature": temperature,
+        "reject_below": reject_below,
         "seconds": time.perf_counter() - started,
     }
 
@@ -202,7 +224,8 @@ def _export(module: torch.nn.Module, shape: tuple[int, int], opset: int, what: s
 
 def compare(model: torch.nn.Module, path: Path, images: np.ndarray) -> dict[int, float]:
     """Batch size -> the largest |onnxruntime - PyTorch| logit of the exported file at `path` on the first
-    that many `images` (uint8 (N, H, W)), for each of VERIFY_BATCHES (capped at N)."""
+    that many `images` (uint8 (N, H, W)), for each of VERIFY_BATCHES (capped at N). `model` is what was exported
+    (a RawPixelModel, with its temperature), or a bare model that takes normalised images."""
     try:
         classifier = OnnxClassifier(path)
     except DigitlabError as error:
@@ -210,8 +233,10 @@ def compare(model: torch.nn.Module, path: Path, images: np.ndarray) -> dict[int,
     differences = {}
     for size in dict.fromkeys(min(size, len(images)) for size in VERIFY_BATCHES):
         batch = images[:size]
-        with torch.inference_mode():
-            expected = model(normalize(torch.from_numpy(batch))).float().numpy()
+        with torch.inference_mode():  # like with like: the exported module takes raw pixels, a bare one normalised
+            pixels = torch.from_numpy(batch)
+            raw = isinstance(model, RawPixelModel)
+            expected = (model(pixels.float()) if raw else model(normalize(pixels))).float().numpy()
         got = classifier.logits(batch)
         differences[size] = float(np.abs(got - expected).max()) if got.shape == expected.shape else float("inf")
     return differences
