@@ -221,6 +221,22 @@ def logits_of(model, images, batch: int = BATCH):
     return torch.cat(parts) if parts else torch.zeros((0, 0))
 
 
+def _check_init_held_out(run_dir: Path, config, rundir) -> None:
+    """A fine-tuned run (--init) whose initial run drew another validation split has learnt from some of its
+    own validation digits through the initial weights; calibrating there would flatter it: RunError, one line."""
+    init = getattr(config, "init", None)
+    if not init or not (Path(init) / rundir.CONFIG).is_file():
+        return  # not fine-tuned, or its initial run is gone and cannot be checked
+    first = rundir.load_config(Path(init))
+    drawn = ("val_size", "seed", "train_limit", "dataset")
+    if any(getattr(first, name) != getattr(config, name) for name in drawn):
+        raise RunError(
+            f"{run_dir} was fine-tuned from {init}, which held out other validation digits (its --val-size, "
+            f"--seed, --train-limit or --dataset differ), so its validation split is partly trained on; "
+            f"fine-tune with the initial run's settings, then calibrate"
+        )
+
+
 def calibrate_run(
     run_dir: str | Path, data_dir: str | None = None, weights: str = "auto", share: float = REJECT_SHARE
 ) -> Calibration:
@@ -239,6 +255,7 @@ def calibrate_run(
             f"{run_dir} was trained without a validation split, and calibrating on the test set would make its "
             f"test figures a fit: train with --val-size (e.g. --val-size 5000), then calibrate that run"
         )
+    _check_init_held_out(run_dir, config, rundir)
     dataset = matching_test_data(data_dir, info)
     split = prepare(dataset, config.val_size, config.train_limit, 0, config.seed)
     logits = logits_of(model, split.val_images).numpy().astype(np.float64)
