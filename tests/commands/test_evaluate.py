@@ -12,6 +12,7 @@ import os
 import pytest
 
 from digitlab.data import known
+from digitlab.inference.calibration import Calibration, write_calibration
 from digitlab.store import rundir
 from helpers import NAMES, TINY, assert_user_error, run_cli, write_dataset
 
@@ -33,6 +34,39 @@ def test_evaluate_agrees_with_the_training_run(capsys, run_copy, session_data_di
     _, out, _ = run_cli(capsys, ["evaluate", run_copy, "--data-dir", session_data_dir])
     final = json.loads((run_copy / rundir.RESULT).read_text())["final"]
     assert f"test accuracy {final['test/acc']:.2%}" in out
+
+
+def test_evaluate_reports_the_calibration_error_and_draws_the_reliability_diagram(capsys, run_copy, session_data_dir):
+    # Uncalibrated first: the error at T 1, a hint to calibrate, and the diagram.
+    code, out, err = run_cli(capsys, ["evaluate", run_copy, "--data-dir", session_data_dir])
+    assert (code, err) == (0, "")
+    assert "expected calibration error" in out and "uncalibrated (T = 1" in out and "digitlab calibrate" in out
+    figure = run_copy / "evaluation" / "reliability.png"
+    assert figure.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and str(figure) in out
+    plain = json.loads((run_copy / "evaluation" / "evaluation.json").read_text())["calibration"]
+    assert plain["calibrated"] is False and plain["temperature"] == 1.0 and plain["ece"] == plain["ece_uncalibrated"]
+    # With a calibration of the run's weights: the error at its temperature beside the one at T 1.
+    weights = run_copy / "model.safetensors"
+    fitted = Calibration(
+        temperature=3.0, reject_below=0.5, images=60, weights=weights.name,
+        weights_sha256=hashlib.sha256(weights.read_bytes()).hexdigest(),
+    )  # fmt: skip
+    write_calibration(run_copy, fitted)
+    _, out, _ = run_cli(capsys, ["evaluate", run_copy, "--data-dir", session_data_dir, "--json"])
+    record = json.loads(out)
+    calibration = record["calibration"]
+    assert calibration["calibrated"] is True and calibration["temperature"] == 3.0
+    assert calibration["ece_uncalibrated"] == plain["ece_uncalibrated"] != calibration["ece"]
+    assert 0 <= calibration["rejected"] <= 1 and calibration["reject_below"] == 0.5
+    assert record["files"]["reliability"] == str(figure)
+    assert record["accuracy"] == pytest.approx(json.loads((run_copy / rundir.RESULT).read_text())["final"]["test/acc"])
+    _, out, _ = run_cli(capsys, ["evaluate", run_copy, "--data-dir", session_data_dir])
+    assert "at the run's temperature 3 (fitted on 60 validation digits)" in out and "'not a digit' below" in out
+
+
+def test_evaluate_a_run_with_a_damaged_calibration(capsys, run_copy, session_data_dir):
+    (run_copy / "calibration.json").write_text("{")
+    assert_user_error(capsys, ["evaluate", run_copy, "--data-dir", session_data_dir], "calibration.json is damaged")
 
 
 # --- bad input: one line, non-zero exit, no traceback ------------------------------------------------

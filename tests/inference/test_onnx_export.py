@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import json
 import warnings
 
 import numpy as np
@@ -23,7 +24,8 @@ from digitlab.cli import main
 from digitlab.config import TrainConfig
 from digitlab.data.dataset import load, normalize
 from digitlab.errors import CheckpointError, DataError
-from digitlab.inference.classifier import OnnxClassifier, probabilities
+from digitlab.inference.calibration import calibrate_run, read_calibration
+from digitlab.inference.classifier import OnnxClassifier, TorchClassifier, probabilities
 from digitlab.inference.export import TOLERANCE, VERIFY_BATCHES, ExportError, export_onnx
 from digitlab.inference.load import load_model
 from digitlab.inference.onnx_model import FORMAT_KEY, OPSET
@@ -240,3 +242,58 @@ def test_cli_export_fails_with_one_line(capsys, tmp_path, monkeypatch):
         "digitlab: error: ONNX export needs the export extra: pip install 'digitlab[export]' "
         "(not installed: onnxscript)\n"
     )
+
+
+# --- the calibration travels in the file ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def calibrated_onnx(tmp_path_factory, session_data_dir):
+    """(run, .onnx path) of a tiny MLP with a validation split, calibrated, then exported."""
+    folder = tmp_path_factory.mktemp("calibrated-onnx")
+    run = train_tiny(folder, session_data_dir, "mlp", val_size=60)
+    calibrate_run(run, str(session_data_dir))
+    return run, export_onnx(run)["path"]
+
+
+def test_the_onnx_file_answers_the_runs_calibrated_probabilities(calibrated_onnx, test_images):
+    import onnxruntime
+
+    run, path = calibrated_onnx
+    calibration = read_calibration(run)
+    assert calibration.temperature != pytest.approx(1.0, abs=1e-3)  # else this test would prove nothing
+    metadata = {p.key: p.value for p in onnx.load(path).metadata_props}
+    assert float(metadata["temperature"]) == calibration.temperature
+    assert json.loads(metadata["reject_below"]) == calibration.reject_below
+    onnx_classifier, torch_classifier = OnnxClassifier(path), TorchClassifier(run)
+    assert (onnx_classifier.temperature, onnx_classifier.reject_below) == (
+        torch_classifier.temperature,
+        torch_classifier.reject_below,
+    )
+    expected = torch_classifier.probabilities(test_images)
+    np.testing.assert_allclose(onnx_classifier.probabilities(test_images), expected, rtol=0, atol=1e-5)
+    # Any onnxruntime user: the graph's logits are already divided by T, so a plain softmax is calibrated.
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    (logits,) = session.run(["logits"], {"images": test_images.astype(np.float32)})
+    np.testing.assert_allclose(logits, torch_logits(run, test_images) / calibration.temperature, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(torch.softmax(torch.from_numpy(logits), 1).numpy(), expected, rtol=0, atol=1e-5)
+
+
+def test_an_onnx_file_without_calibration_metadata_still_loads(calibrated_onnx, tmp_path):
+    _, path = calibrated_onnx
+    proto = onnx.load(path)
+    kept = [p for p in proto.metadata_props if p.key not in ("temperature", "reject_below")]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    onnx.save(proto, tmp_path / "before-calibration.onnx")
+    classifier = OnnxClassifier(tmp_path / "before-calibration.onnx")
+    assert (classifier.temperature, classifier.reject_below) == (1.0, None)
+
+    proto.metadata_props.add(key="temperature", value="-2")
+    onnx.save(proto, tmp_path / "damaged.onnx")
+    assert_refused(tmp_path / "damaged.onnx", "damaged digitlab metadata", "temperature")
+
+
+def test_an_uncalibrated_run_exports_temperature_one(lstm_onnx):
+    classifier = OnnxClassifier(lstm_onnx)
+    assert (classifier.temperature, classifier.reject_below) == (1.0, None)

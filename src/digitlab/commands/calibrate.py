@@ -4,8 +4,10 @@ store them with the run (RUN_DIR/calibration.json), which predict, serve, evalua
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
+import sys
 from pathlib import Path
 
 from digitlab.commands.options import DATA_DIR, WEIGHTS
@@ -19,14 +21,17 @@ HELP = (
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("calibrate", help=HELP, description=HELP, parents=[DATA_DIR, WEIGHTS])
     parser.add_argument("run_dir", help="a finished run directory trained with --val-size")
-    parser.add_argument("--json", action="store_true", help="print the calibration as one JSON document")
+    parser.add_argument(
+        "--json", action="store_true", help="print the calibration as one JSON document (notes go to stderr)"
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> None:
     from digitlab.inference.calibration import CALIBRATION, calibrate_run
 
-    calibration = calibrate_run(Path(args.run_dir), args.data_dir, args.weights)
+    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():  # data notes
+        calibration = calibrate_run(Path(args.run_dir), args.data_dir, args.weights)
     if args.json:
         print(json.dumps(dataclasses.asdict(calibration), indent=2))
         return
