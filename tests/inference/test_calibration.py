@@ -195,3 +195,17 @@ def test_the_calibration_record_round_trips(tmp_path):
         torch.softmax(torch.tensor([[2.0, 0.0]]) / 1.7, dim=1)[0, 0]
         < torch.softmax(torch.tensor([[2.0, 0.0]]), 1)[0, 0]
     )
+
+
+def test_a_fine_tuned_run_whose_initial_run_held_out_other_digits_is_refused(validated_run, tmp_path):
+    from types import SimpleNamespace
+
+    from digitlab.inference.calibration import _check_init_held_out
+    from digitlab.store import rundir
+
+    held_out = {"val_size": 60, "seed": 3, "train_limit": 0, "dataset": "custom"}
+    _check_init_held_out(tmp_path, SimpleNamespace(init=str(validated_run), **held_out), rundir)  # the same split
+    _check_init_held_out(tmp_path, SimpleNamespace(init=None, **held_out), rundir)  # not fine-tuned
+    with pytest.raises(RunError, match="held out other validation digits") as caught:
+        _check_init_held_out(tmp_path, SimpleNamespace(init=str(validated_run), **(held_out | {"seed": 4})), rundir)
+    assert "\n" not in str(caught.value)

@@ -251,7 +251,7 @@ def test_cli_export_fails_with_one_line(capsys, tmp_path, monkeypatch):
 def calibrated_onnx(tmp_path_factory, session_data_dir):
     """(run, .onnx path) of a tiny MLP with a validation split, calibrated, then exported."""
     folder = tmp_path_factory.mktemp("calibrated-onnx")
-    run = train_tiny(folder, session_data_dir, "mlp", val_size=60)
+    run = train_tiny(folder, session_data_dir, "mlp", val_size=60, ema_decay=0.9)  # calibrated: its average
     calibrate_run(run, str(session_data_dir))
     return run, export_onnx(run)["path"]
 
@@ -297,3 +297,12 @@ def test_an_onnx_file_without_calibration_metadata_still_loads(calibrated_onnx, 
 def test_an_uncalibrated_run_exports_temperature_one(lstm_onnx):
     classifier = OnnxClassifier(lstm_onnx)
     assert (classifier.temperature, classifier.reject_below) == (1.0, None)
+
+
+def test_cli_export_says_whether_the_file_is_calibrated(capsys, calibrated_onnx, tmp_path):
+    run, _ = calibrated_onnx
+    temperature = read_calibration(run).temperature
+    assert main(["export", str(run), "--out", str(tmp_path / "calibrated.onnx")]) == 0
+    assert f"divided by the run's temperature {temperature:.4g} inside the graph" in capsys.readouterr().out
+    assert main(["export", str(run), "--out", str(tmp_path / "raw.onnx"), "--weights", "raw"]) == 0
+    assert "uncalibrated (temperature 1): 'digitlab calibrate" in capsys.readouterr().out

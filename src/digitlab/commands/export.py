@@ -32,4 +32,12 @@ def run(args: argparse.Namespace) -> dict:
         f"verified with onnxruntime on {result['images']} at batch sizes {sizes}: logits within "
         f"{result['max_difference']:.2g} of PyTorch's (limit {result['tolerance']:g}); {result['seconds']:.1f} s"
     )
+    if result["temperature"] != 1.0 or result["reject_below"] is not None:
+        threshold = result["reject_below"]
+        print(
+            f"calibrated: its logits are divided by the run's temperature {result['temperature']:.4g} inside the "
+            f"graph" + (f"; 'not a digit' below a confidence of {threshold:.4f} (metadata)" if threshold else "")
+        )
+    else:
+        print(f"uncalibrated (temperature 1): 'digitlab calibrate {args.model}' before exporting calibrates it")
     return result
