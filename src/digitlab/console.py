@@ -225,12 +225,13 @@ def ascii_digit(image: torch.Tensor) -> list[str]:
 
 
 def format_predictions(results: list[dict]) -> str:
-    """predict_files' answers as an aligned table: file, digit, probability, the three most probable."""
+    """predict_files' answers as an aligned table: file, digit, probability, the three most probable; an answer
+    that is "not a digit" says so plainly, with its reason and the model's best guess."""
     rows = [("file", "digit", "probability", "top 3")] + [
         (
             result["file"],
-            result["label"],
-            f"{result['probability']:.1%}",
+            "-" if result.get("not_a_digit") else result["label"],
+            _verdict(result) if result.get("not_a_digit") else f"{result['probability']:.1%}",
             ", ".join(f"{guess['label']} {guess['probability']:.1%}" for guess in result["top3"]),
         )
         for result in results
@@ -239,3 +240,22 @@ def format_predictions(results: list[dict]) -> str:
     return "\n".join(
         f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:>{widths[2]}}  {row[3]}".rstrip() for row in rows
     )
+
+
+def _verdict(answer: dict) -> str:
+    return f"not a digit ({answer['reason']}; best guess {answer['label']} at {answer['probability']:.0%})"
+
+
+def format_readings(results: list[dict]) -> str:
+    """read_files' answers: per file its number, then each digit with its confidence and box (or "not a digit",
+    its reason and the best guess)."""
+    lines = []
+    for result in results:
+        lines.append(
+            f"{result['file']}: {result['number']}"
+            + (f"  (not a digit: {result['reason']})" if result["not_a_digit"] else "")
+        )
+        for position, digit in enumerate(result["digits"], 1):
+            said = _verdict(digit) if digit["not_a_digit"] else f"{digit['label']} {digit['probability']:.1%}"
+            lines.append(f"  {position:>2}. {said}  box {digit['box']}")
+    return "\n".join(lines)

@@ -9,6 +9,7 @@ train.py       digitlab train: train a model, or --resume a run
 evaluate.py    digitlab evaluate: a run's test accuracy, per-class figures, confusion matrix, calibration error
 calibrate.py   digitlab calibrate: a run's temperature and "not a digit" threshold, fitted on its validation split
 predict.py     digitlab predict: the digits in a person's image files, or MNIST test digits
+read.py        digitlab read: the number (a line of digits) in each of a person's image files
 reproduce.py   digitlab reproduce: the paper's tables and figure, then the report
 report.py      digitlab report: a reproduction's or a study's report rebuilt
 tune.py        digitlab tune: a hyperparameter search, the best retrained
@@ -21,7 +22,7 @@ import importlib
 
 # In the order `digitlab --help` lists them. A new subcommand: one module beside these, and its name here.
 NAMES = (
-    "data", "models", "recipes", "train", "evaluate", "calibrate", "predict", "reproduce", "report", "tune", "compare",
-    "export", "serve",
+    "data", "models", "recipes", "train", "evaluate", "calibrate", "predict", "read", "reproduce", "report", "tune",
+    "compare", "export", "serve",
 )  # fmt: skip
 COMMANDS = tuple(importlib.import_module(f"digitlab.commands.{name}") for name in NAMES)

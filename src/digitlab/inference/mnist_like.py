@@ -9,7 +9,7 @@ its noise are taken away, the strokes are stretched to full brightness, cropped,
 width, scaled into 20x20 and centred by mass.
 
 Holds MNIST's geometry (MNIST_SIDE, IMAGE_SHAPE, BOX_SIDE, CENTRE) and the ink and stroke thresholds, the whole
-step (to_mnist), finding the ink (ink_plane: raw_ink, then specks dropped and the rest stretched by scaled_ink),
+step (to_mnist), finding the ink (ink_plane: raw_ink, then kept_ink drops the specks and scaled_ink stretches the rest),
 one digit's ink made MNIST-like (ink_to_mnist, also used for each digit of a line by inference.read) and
 measuring strokes (stroke_width); the private helpers crop, resize, mend the strokes and place the digit.
 to_mnist() refuses a page with no ink (decode.ImageError).
@@ -59,7 +59,11 @@ def ink_to_mnist(ink: np.ndarray) -> np.ndarray:
 def ink_plane(image: Image.Image, name: str) -> np.ndarray:
     """float32 (H, W) in 0..1: how much ink each pixel holds, the paper at 0 and the strong strokes at 1,
     noise and specks taken away. ImageError if there is no ink."""
-    ink, threshold = raw_ink(image, name)
+    return kept_ink(*raw_ink(image, name), name)
+
+
+def kept_ink(ink: np.ndarray, threshold: float, name: str) -> np.ndarray:
+    """ink_plane() from raw_ink()'s (ink, threshold), for a caller that needs those too."""
     marks, count = ndimage.label(ink > threshold, structure=np.ones((3, 3)))
     if count == 0:
         raise ImageError(f"{name}: no ink found; pass a picture of a digit, drawn dark on light or light on dark")

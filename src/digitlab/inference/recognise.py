@@ -4,9 +4,16 @@
 A file that cannot be used gives its own error entry and the others go on, so that one bad file in a folder
 does not cost the answers for the rest. Each answer has the same fields as the web API's (digitlab.serve).
 
-Holds the answers for images (recognise) or for probabilities already computed (describe, answer), the image
-files command-line arguments name (find_images), one file's image as the model sees it (prepare), and the
-whole of `digitlab predict MODEL FILE ...`'s work (predict_files).
+Every answer of predict says whether it is "not a digit" ("not_a_digit": bool, "reason": str | None), the
+digit, label, probability and top3 fields still the model's best guess: "low confidence" when the calibrated
+top probability is under the classifier's reject_below, "several digits (N): ..." when the picture holds a
+line of N >= 2 digits (inference.read's segmentation finds them).
+
+Holds the answers for images (recognise) or for probabilities already computed (describe, answer), the
+verdict (judge, SEVERAL), the image files command-line arguments name (find_images), one file's image as the
+model sees it (prepare), a batch of decoded pictures' answers (recognise_images, for the web API), the whole of
+`digitlab predict MODEL FILE ...`'s work (predict_files), and what predict and read share (check_shape, the
+--show folder: show_folder, show).
 """
 
 from __future__ import annotations
@@ -23,9 +30,11 @@ from digitlab.console import class_name
 from digitlab.errors import ConfigError, RunError
 from digitlab.inference.classifier import BATCH, Classifier
 from digitlab.inference.decode import SUFFIXES, ImageError, decode, load_file
-from digitlab.inference.mnist_like import IMAGE_SHAPE, to_mnist
+from digitlab.inference.mnist_like import IMAGE_SHAPE, ink_to_mnist, kept_ink, raw_ink, to_mnist
 
 TOP = 3  # the most probable classes listed with each answer
+LOW_CONFIDENCE = "low confidence"
+SEVERAL = "several digits ({count}): read them with 'digitlab read'"
 
 Source = str | Path | tuple[str, bytes]  # a file's path, or (name, bytes) read elsewhere (standard input)
 
@@ -50,6 +59,16 @@ def answer(probabilities: np.ndarray, class_names: list[str] | None) -> dict:
         for c in order
     ]
     return top[0] | {"top3": top}
+
+
+def judge(found: dict, reject_below: float | None, digits: int = 1) -> dict:
+    """`found` (answer()'s fields) with the verdict: "not_a_digit" and its "reason" (None for a digit). `digits`:
+    how many digits the picture holds (2 or more: "several digits")."""
+    if digits >= 2:
+        return found | {"not_a_digit": True, "reason": SEVERAL.format(count=digits)}
+    if reject_below is not None and found["probability"] < reject_below:
+        return found | {"not_a_digit": True, "reason": LOW_CONFIDENCE}
+    return found | {"not_a_digit": False, "reason": None}
 
 
 def find_images(arguments: Iterable[str]) -> list[str]:
@@ -82,37 +101,84 @@ def prepare(source: Source) -> tuple[str, np.ndarray]:
     return str(source), to_mnist(load_file(source), str(source))
 
 
-def predict_files(classifier: Classifier, sources: Iterable[Source], show_dir: str | Path | None = None) -> list[dict]:
-    """Classify each file: per source, in order, {"file": its name} with recognise()'s fields, or with "error":
-    one line naming the file and what was wrong. With `show_dir`, each 28x28 image the model saw is written there
-    as a PNG (its path under "preprocessed"), numbered in order so that files of the same name stay apart."""
+def check_shape(classifier: Classifier) -> None:
+    """ConfigError unless the classifier takes the 28x28 images pictures are prepared as."""
     if tuple(classifier.image_shape) != IMAGE_SHAPE:
         height, width = classifier.image_shape
         raise ConfigError(
             f"{classifier.source} takes {height}x{width} images, but pictures are prepared as 28x28 MNIST "
             f"digits; use a model trained on 28x28 images"
         )
-    folder = _show_folder(show_dir)
+
+
+def _seen(picture: Image.Image, name: str):
+    """(the 28x28 image predict classifies, the picture's line of digits as inference.read cuts it, or None when
+    it holds too many marks to be one)."""
+    from digitlab.inference import read  # here, not above: read builds on this module's answers
+
+    ink = raw_ink(picture, name)
+    image = ink_to_mnist(kept_ink(*ink, name))
+    try:
+        return image, read.page(picture, name, ink)
+    except ImageError:
+        return image, None
+
+
+def _answers(classifier: Classifier, seen: list) -> list[dict]:
+    """predict's answers, with the verdict, for _seen()'s pairs: all images and candidates in one batch. Each
+    has "image" (its 28x28) and "probabilities" (an array) besides recognise()'s and judge()'s fields."""
+    from digitlab.inference import read
+
+    several = [found for _, found in seen if found is not None and len(found.line.pieces) > 1]
+    images = [image for image, _ in seen] + [image for found in several for image in found.images]
+    probabilities = classifier.probabilities(np.stack(images))
+    digits, start = {}, len(seen)
+    for found in several:  # a single mark is one digit; several may still be one (a 5's bar): the model says
+        rows = probabilities[start : start + len(found.images)]
+        start += len(found.images)
+        digits[id(found)] = len(read.chosen_spans(found, rows))
+    reject_below = getattr(classifier, "reject_below", None)
+    return [
+        judge(answer(row, classifier.class_names), reject_below, digits.get(id(found), 1))
+        | {"probabilities": row, "image": image}
+        for (image, found), row in zip(seen, probabilities)
+    ]
+
+
+def recognise_images(classifier: Classifier, pictures: list[tuple[str, Image.Image]]) -> list[dict]:
+    """predict's answer for each decoded (name, picture), as one batch: answer()'s and judge()'s fields with
+    "probabilities" (a float array) and "image" (the uint8 28x28 the model saw). ImageError if one has no ink."""
+    check_shape(classifier)
+    return _answers(classifier, [_seen(picture, name) for name, picture in pictures])
+
+
+def predict_files(classifier: Classifier, sources: Iterable[Source], show_dir: str | Path | None = None) -> list[dict]:
+    """Classify each file: per source, in order, {"file": its name} with recognise()'s and judge()'s fields, or
+    with "error": one line naming the file and what was wrong. With `show_dir`, each 28x28 image the model saw is
+    written there as a PNG (its path under "preprocessed"), numbered in order so that files of the same name stay
+    apart."""
+    check_shape(classifier)
+    folder = show_folder(show_dir)
     results: list[dict] = []
-    chunk: list[tuple[int, np.ndarray]] = []  # (index into results, image) waiting to be classified
+    chunk: list[tuple[int, tuple]] = []  # (index into results, _seen()'s pair) waiting to be classified
 
     def classify() -> None:
-        answers = recognise(classifier, np.stack([image for _, image in chunk]))
-        for (index, _), found in zip(chunk, answers):
-            results[index] |= found
+        for (index, _), found in zip(chunk, _answers(classifier, [pair for _, pair in chunk])):
+            results[index] |= {key: value for key, value in found.items() if key not in ("image", "probabilities")}
         chunk.clear()
 
     for number, source in enumerate(sources):
         name = source[0] if isinstance(source, tuple) else str(source)
         try:
-            name, image = prepare(source)
+            picture = decode(source[1], name) if isinstance(source, tuple) else load_file(source)
+            pair = _seen(picture, name)
         except ImageError as error:
             results.append({"file": name, "error": str(error)})
             continue
         results.append({"file": name})
         if folder is not None:
-            results[-1]["preprocessed"] = str(_show(folder, number, name, image))
-        chunk.append((len(results) - 1, image))
+            results[-1]["preprocessed"] = str(show(folder, number, name, pair[0]))
+        chunk.append((len(results) - 1, pair))
         if len(chunk) == BATCH:
             classify()
     if chunk:
@@ -120,7 +186,7 @@ def predict_files(classifier: Classifier, sources: Iterable[Source], show_dir: s
     return results
 
 
-def _show_folder(show_dir: str | Path | None) -> Path | None:
+def show_folder(show_dir: str | Path | None) -> Path | None:
     if show_dir is None:
         return None
     folder = Path(show_dir)
@@ -131,7 +197,7 @@ def _show_folder(show_dir: str | Path | None) -> Path | None:
     return folder
 
 
-def _show(folder: Path, number: int, name: str, image: np.ndarray) -> Path:
+def show(folder: Path, number: int, name: str, image: np.ndarray) -> Path:
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(name).stem).strip("._") or "image"
     path = folder / f"{number + 1:04d}-{stem}.png"
     try:
