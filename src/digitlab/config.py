@@ -53,6 +53,7 @@ class TrainConfig:
     blstm_head: str = setting(
         "paper", "model", "BLSTM head: 'paper' (out[:, -1, :], as Su 2018) or 'final' (both directions' final states)"
     )
+    init: str | None = setting(None, "model", "fine-tune: start from the weights of this finished run (same model)")
     # --- optimisation ---
     optimizer: str = setting("adam", "optimisation", f"{_either(OPTIMIZERS)} (digitlab.optim)")
     lr: float = setting(0.001, "optimisation", "learning rate (the paper's 0.001 for every optimizer)")
@@ -132,6 +133,7 @@ class TrainConfig:
     val_size: int = setting(0, "data", "training examples held out for validation (0 = none)")
     train_limit: int = setting(0, "data", "use only the first N training examples (0 = all); for quick runs")
     test_limit: int = setting(0, "data", "use only the first N test examples (0 = all); for quick runs")
+    negatives: int = setting(0, "data", "add N generated non-digits to the training split, taught 'not a digit'")
     # --- hardware ---
     device: str = setting("auto", "hardware", "auto (CUDA when present, else CPU), cpu, cuda or cuda:N", resumable=True)
     threads: int = setting(0, "hardware", "CPU threads for torch (0 = physical cores)", speed_only=True)
@@ -189,7 +191,8 @@ class TrainConfig:
                 raise ConfigError(f"{flag(name)} must be positive, got {getattr(self, name)}")
         if self.check_every < 1:
             raise ConfigError(f"--check-every must be 1 or more, got {self.check_every}")
-        for name in ("micro_batch", "val_size", "train_limit", "test_limit", "threads", "checkpoint_every"):
+        counts = ("micro_batch", "val_size", "train_limit", "test_limit", "threads", "checkpoint_every", "negatives")
+        for name in counts:
             if getattr(self, name) < 0:
                 raise ConfigError(f"{flag(name)} must be 0 or more, got {getattr(self, name)}")
         for name in ("label_smoothing", "ema_decay", "warmup", "scale"):
@@ -210,6 +213,8 @@ class TrainConfig:
             raise ConfigError(f"unknown --test-eval {self.test_eval!r}; choose one of: {', '.join(TEST_EVALUATIONS)}")
         if not (self.divergence_factor >= 0):  # also refuses nan
             raise ConfigError(f"--divergence-factor must be 0 or more, got {self.divergence_factor}")
+        if self.init is not None and not (Path(self.init) / "result.json").is_file():  # store.rundir.RESULT
+            raise ConfigError(f"--init {self.init} is not a finished run; pass a run directory 'digitlab train' made")
         if not (self.lr > 0):
             raise ConfigError(f"--lr must be positive, got {self.lr}")
         if not (0.0 <= self.dropout < 1.0):

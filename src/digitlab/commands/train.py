@@ -1,5 +1,6 @@
 """`digitlab train`: one flag per TrainConfig setting, over a recipe's settings when one is named, or
-`--resume RUN_DIR` to go on with a run's own config."""
+`--resume RUN_DIR` to go on with a run's own config. With --negatives N, the pool of N non-digits (drawn as
+photos, seeded by --seed: digitlab.inference.negatives) is made here and handed to fit."""
 
 from __future__ import annotations
 
@@ -57,8 +58,22 @@ def run(args: argparse.Namespace) -> Path:
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
     if args.resume is None:
         settings = recipes.load(args.config).settings if args.config else {}
-        return fit(TrainConfig(**(settings | given)), command=command_line(args))
+        config = TrainConfig(**(settings | given)).validate()
+        return fit(config, command=command_line(args), negatives=negatives_for(config))
     if args.config:
         raise ConfigError("--resume goes on with the run's own config.json; drop --config")
     saved = rundir.load_config(Path(args.resume))
-    return fit(resumed_config(saved, given, args.resume), resuming=True)
+    config = resumed_config(saved, given, args.resume)
+    return fit(config, resuming=True, negatives=negatives_for(config))
+
+
+def negatives_for(config: TrainConfig):
+    """The non-digits a run with --negatives N trains on (the training split's pool, seeded by --seed: a resumed
+    run gets the same), as a uint8 tensor; None without --negatives."""
+    if not config.negatives:
+        return None
+    import torch
+
+    from digitlab.inference.negatives import pool
+
+    return torch.from_numpy(pool(config.negatives, "train", config.seed))

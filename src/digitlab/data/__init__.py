@@ -7,5 +7,7 @@ dataset.py    datasets as tensors in memory: load, verify, split, normalise
 matching.py   the test data a trained model may be evaluated on (its image size, classes, dataset)
 batching.py   batches as slices of a seeded permutation
 augment.py    batch augmentation on the training device (affine, elastic)
+nondigits.py  non-digits (letters, shapes, scribbles, clothes) as ink planes, in train/validation/benchmark splits
+pen.py        the pen that draws them, and the shapes and scribbles it draws
 photo.py      ink on a page rendered as a phone photo of it (benchmarks, generated training data)
 """

@@ -1,4 +1,4 @@
-"""Datasets as tensors in memory: load and verify the IDX files, split, normalise."""
+"""Datasets as tensors in memory: load and verify the IDX files, split, add non-digits to train on, normalise."""
 
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ from digitlab.errors import DataError
 # MNIST's training-set pixel statistics after scaling to [0, 1]; training and predict both use these.
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
+# The label of a training example that is not a digit (--negatives): trained towards the uniform distribution over
+# the classes (outlier exposure), never a class of its own; only the training split ever holds one.
+NOT_A_DIGIT = -1
 
 
 @dataclass
@@ -167,6 +170,20 @@ def prepare(dataset: Dataset, val_size: int = 0, train_limit: int = 0, test_limi
         test_labels=test_labels,
         val_images=val_images,
         val_labels=val_labels,
+    )
+
+
+def with_negatives(dataset: Dataset, images: torch.Tensor) -> Dataset:
+    """The dataset with `images` (uint8 (N, H, W), non-digits) appended to its training split, labelled NOT_A_DIGIT."""
+    if tuple(images.shape[1:]) != dataset.image_shape:
+        raise DataError(
+            f"the non-digits are {tuple(images.shape[1:])} images but the dataset's are {dataset.image_shape}; "
+            f"--negatives needs 28x28 data such as MNIST"
+        )
+    return dataclasses.replace(
+        dataset,
+        train_images=torch.cat([dataset.train_images, images.to(dataset.train_images.dtype)]),
+        train_labels=torch.cat([dataset.train_labels, torch.full((len(images),), NOT_A_DIGIT, dtype=torch.long)]),
     )
 
 

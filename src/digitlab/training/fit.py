@@ -19,8 +19,8 @@ import torch
 from digitlab.config import TrainConfig
 from digitlab.console import EpochTable, progress_bar
 from digitlab.data.batching import num_batches
-from digitlab.data.dataset import Dataset, load, normalize, prepare
-from digitlab.errors import TrainingError
+from digitlab.data.dataset import Dataset, load, normalize, prepare, with_negatives
+from digitlab.errors import ConfigError, TrainingError
 from digitlab.perf.machine import environment, peak_rss_mb
 from digitlab.store import events, lock, rundir
 from digitlab.store.checkpoint import state_sha256
@@ -69,10 +69,16 @@ def fit(
     on_epoch: EpochHook | None = None,
     on_evaluation: EvaluationHook | None = None,
     command: str | None = None,
+    negatives: torch.Tensor | None = None,
 ) -> Path:
     """Train per `config` (continuing its run directory when `resuming`); return the finished run directory.
-    `command`: the command line that started the run, recorded in its env.json (what made a shipped model)."""
+    `command`: the command line that started the run, recorded in its env.json (what made a shipped model).
+    `negatives`: with config.negatives N, at least N non-digit images (uint8 (M, H, W)) whose first N join the
+    training split (made by the caller: digitlab.inference.negatives.pool for `digitlab train`)."""
     config.validate()
+    if config.negatives and (negatives is None or len(negatives) < config.negatives):
+        given = 0 if negatives is None else len(negatives)
+        raise ConfigError(f"--negatives {config.negatives} needs that many non-digit images; {given} were given")
     context = distributed.context_from_environment()
     log = log if context.is_main else (lambda *args, **kwargs: None)
     device = resolve_device(config.device, context)
@@ -83,7 +89,7 @@ def fit(
             hooks = Hooks(on_epoch, on_evaluation)
             run_dir = _run(
                 config, dataset=dataset, resuming=resuming, log=log, hooks=hooks, context=context, device=device,
-                hold=hold, command=command,
+                hold=hold, command=command, negatives=negatives[: config.negatives] if config.negatives else None,
             )  # fmt: skip
     except TrainingError:  # a divergence or a stop: every rank raises it at the same step
         distributed.shutdown(context, together=True)
@@ -114,12 +120,15 @@ def _run(
     device: torch.device,
     hold: contextlib.ExitStack,
     command: str | None,
+    negatives: torch.Tensor | None,
 ) -> Path:
     """The run itself, once the processes are set up: data, run directory, session, epochs, finished files."""
     if dataset is None:
         with distributed.main_first(context):  # rank 0 fetches into the cache; the others then read it
             dataset = load(config.data_dir, log=log, expect=config.dataset)
     data = prepare(dataset, config.val_size, config.train_limit, config.test_limit, config.seed)
+    if negatives is not None:  # after the validation split is held out: validation and test stay digits only
+        data = with_negatives(data, torch.as_tensor(negatives))
     requested_precision = config.precision
     config = resolve_config(config, data, device, context, log)
     # One process trains in a run directory at a time: refused here, before anything of the run is touched.
@@ -156,6 +165,8 @@ def _run(
             f"{config.precision}) on {len(splits.train_images)} examples, "
             f"{num_batches(len(splits.train_images), config.batch_size)} steps per epoch, device {device}, "
             f"{torch.get_num_threads()} threads, data from {data.source} ({data.title})"
+            + (f", {config.negatives} of the examples non-digits" if config.negatives else "")
+            + (f", starting from the weights of {config.init}" if config.init else "")
         )
     target = TimeToTarget(config.target_acc) if config.target_acc else None
     evaluations = Evaluations(session, splits, log=log, target=target, on_evaluation=hooks.on_evaluation)

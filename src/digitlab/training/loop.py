@@ -3,8 +3,8 @@
 train_epoch reads as any PyTorch training loop does (for each batch: forward, loss, backward, step); what
 happens around the steps (the divergence check and its late undo, the epoch clock, the mid-epoch evaluation,
 checkpoint and stop, the step rows) is epoch_pass.EpochPass's. Also here: forward_backward (a step's batch in
-micro-batches), optimizer_step, warm_up (a process's first pass, timed apart), and the augmentation a config
-asks for (augmentation_of, BACKGROUND).
+micro-batches), summed_loss (the loss of digits and, with --negatives, of non-digits), optimizer_step, warm_up
+(a process's first pass, timed apart), and the augmentation a config asks for (augmentation_of, BACKGROUND).
 
 A bad update never survives in the weights: a non-finite loss or gradient, or a loss above the session's
 limit (divergence_factor x the chance-level loss), on any process, stops the run with the weights the step
@@ -15,12 +15,13 @@ the verdicts only every N steps (training.guard).
 from __future__ import annotations
 
 import contextlib
+import math
 
 import torch
 import torch.nn.functional as F
 
 from digitlab.data import augment
-from digitlab.data.dataset import MNIST_MEAN, MNIST_STD
+from digitlab.data.dataset import MNIST_MEAN, MNIST_STD, NOT_A_DIGIT
 from digitlab.perf.timer import Stopwatch
 from digitlab.schedules import learning_rate
 from digitlab.store.checkpoint import random_states, set_random_states
@@ -29,6 +30,8 @@ from digitlab.training.epoch_pass import EpochPass, Probe
 from digitlab.training.session import Position, Session
 
 BACKGROUND = (0.0 - MNIST_MEAN) / MNIST_STD  # a blank pixel after normalisation: what augmentation fills in
+# The weight of a non-digit's loss against a digit's: Hendrycks et al.'s outlier exposure uses 0.5.
+NEGATIVE_WEIGHT = 0.5
 
 
 def train_epoch(
@@ -76,12 +79,26 @@ def forward_backward(session: Session, images, labels, index: torch.Tensor, grid
                 logits = session.wrapped(batch)
             # Sum over the chunk, scaled so that the chunks, and DDP's mean over ranks, give the global
             # batch's mean loss.
-            chunk_loss = F.cross_entropy(
-                logits.float(), labels[chunk], reduction="sum", label_smoothing=config.label_smoothing
-            ) * (context.world_size / count)
+            chunk_loss = summed_loss(logits, labels[chunk], config) * (context.world_size / count)
             (session.scaler.scale(chunk_loss) if session.scaler is not None else chunk_loss).backward()
         loss += chunk_loss.detach()
     return loss
+
+
+def summed_loss(logits: torch.Tensor, labels: torch.Tensor, config) -> torch.Tensor:
+    """The batch's summed loss: cross-entropy for digits (with --label-smoothing); with --negatives, a non-digit's
+    (label NOT_A_DIGIT) is NEGATIVE_WEIGHT x its cross-entropy to the uniform distribution less ln(classes) (the
+    KL divergence, 0 when every class is equally likely: outlier exposure), computed without a data-dependent
+    shape, so no device synchronisation."""
+    logits = logits.float()
+    if not config.negatives:  # exactly the digit-only loss runs computed before --negatives existed
+        return F.cross_entropy(logits, labels, reduction="sum", label_smoothing=config.label_smoothing)
+    digit = labels != NOT_A_DIGIT
+    per_digit = F.cross_entropy(
+        logits, labels.clamp(min=0), reduction="none", label_smoothing=config.label_smoothing
+    )  # the clamp gives a non-digit a stand-in class, its loss replaced below
+    to_uniform = torch.logsumexp(logits, dim=1) - logits.mean(dim=1) - math.log(logits.shape[1])
+    return torch.where(digit, per_digit, NEGATIVE_WEIGHT * to_uniform).sum()
 
 
 def unscaled_gradients(session: Session) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -133,7 +150,7 @@ def warm_up(session: Session, images: torch.Tensor, labels: torch.Tensor) -> flo
     clock = Stopwatch(device).start()
     with autocast(device, config.precision):
         logits = session.model(images[:count])
-    F.cross_entropy(logits.float(), labels[:count]).backward()
+    summed_loss(logits, labels[:count], config).backward()
     seconds = clock.stop()
     session.optimizer.zero_grad(set_to_none=True)
     set_random_states(saved_tensors, saved_info)

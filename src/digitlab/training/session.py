@@ -1,6 +1,7 @@
 """A training session: the resolved config, the model and optimizer built from it, and where the run stands.
 
-`fit` builds one per run; benchmarks build one the same way to time `loop.train_epoch` alone.
+`fit` builds one per run; benchmarks build one the same way to time `loop.train_epoch` alone. A run started
+with --init (fine-tuning) takes its first weights from another finished run (start_from).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import torch
 
 from digitlab.config import TrainConfig
 from digitlab.data.dataset import Dataset
-from digitlab.errors import ConfigError
+from digitlab.errors import ConfigError, DigitlabError
 from digitlab.models import build_from_config, uses_batch_statistics
 from digitlab.optim import OPTIMIZERS
 from digitlab.store import rundir
@@ -115,13 +116,37 @@ def build_session(
 ) -> Session:
     """Seed, then build the model, optimizer and (fp16) grad scaler: the seed alone decides the weights."""
     seed_everything(config.seed)
-    model = build_from_config(config, image_shape, num_classes).to(device)
+    model = build_from_config(config, image_shape, num_classes)
+    if config.init is not None:
+        start_from(model, Path(config.init), image_shape, num_classes)
+    model = model.to(device)
     optimizer = OPTIMIZERS[config.optimizer](model.parameters(), config.lr, config.weight_decay)
     scaler = torch.amp.GradScaler(device.type) if config.precision == "fp16" else None
     wrapped = distributed.wrap(model, context, device)
     # Chance level: a model that guesses uniformly has loss ln(classes); far above it, training has diverged.
     loss_limit = config.divergence_factor * math.log(max(num_classes, 2)) if config.divergence_factor else math.inf
-    average = WeightAverage(model, config.ema_decay) if config.ema_decay else None
+    average = WeightAverage(model, config.ema_decay) if config.ema_decay else None  # from the --init weights too
     return Session(
         config, model, wrapped, optimizer, scaler, device, context, Path(config.run_dir), loss_limit, average=average
     )
+
+
+def start_from(model: torch.nn.Module, run_dir: Path, image_shape: tuple[int, int], num_classes: int) -> None:
+    """Load the finished run's weights into `model` (its weight average, where it kept one: what it answers with);
+    ConfigError in one line when they belong to another network."""
+    name = rundir.AVERAGE_WEIGHTS if (run_dir / rundir.AVERAGE_WEIGHTS).is_file() else rundir.WEIGHTS
+    try:
+        tensors, info = rundir.read_weights(run_dir, name)
+    except DigitlabError as error:  # a missing or damaged weights file
+        raise ConfigError(f"--init {run_dir}: {error}") from None
+    own = model.state_dict()
+    different = sorted(set(own) ^ set(tensors)) or [k for k in own if own[k].shape != tensors[k].shape]
+    shape = tuple(info.get("image_shape", ()))
+    if different or shape != tuple(image_shape) or info.get("num_classes") != num_classes:
+        where = f"; first difference: {different[0]}" if different else ""
+        raise ConfigError(
+            f"--init {run_dir} holds another network ({info.get('model')} on {shape} images, "
+            f"{info.get('num_classes')} classes{where}); give the model settings it was trained with (its "
+            f"config.json), or drop --init"
+        )
+    model.load_state_dict(tensors)
