@@ -176,7 +176,8 @@ def _without_rules(binary: np.ndarray) -> tuple[np.ndarray, int]:
     removed = np.zeros_like(binary)
     taken = 0
     for index, (rows, cols) in enumerate(ndimage.find_objects(runs)):
-        length, thick = cols.stop - cols.start, rows.stop - rows.start
+        own = runs[rows, cols] == index + 1
+        length, thick = cols.stop - cols.start, float(own.sum()) / (cols.stop - cols.start)  # its mean thickness
         if length >= RULE_LENGTH * height and thick <= max(2, RULE_THICKNESS * height):
             removed[rows, cols] |= runs[rows, cols] == index + 1
             taken += 1
@@ -185,10 +186,12 @@ def _without_rules(binary: np.ndarray) -> tuple[np.ndarray, int]:
     # where a stroke crosses the line, ink lies just above and just below it: the line's pixels there stay
     reach = max(2, round(RULE_THICKNESS * height))
     other = binary & ~removed
-    above = ndimage.binary_dilation(other, structure=np.ones((reach + 1, 1)), origin=(-(reach // 2), 0))
-    below = ndimage.binary_dilation(other, structure=np.ones((reach + 1, 1)), origin=((reach - 1) // 2 + 1, 0))
+    counts = np.concatenate([np.zeros((1, other.shape[1]), np.int32), np.cumsum(other, axis=0, dtype=np.int32)])
+    rows = np.arange(other.shape[0])
+    above = (counts[rows] - counts[np.maximum(rows - reach, 0)]) > 0  # ink in the `reach` rows above
+    below = (counts[np.minimum(rows + 1 + reach, other.shape[0])] - counts[rows + 1]) > 0  # and below
     crossing = ndimage.binary_closing(other | (removed & above & below), structure=np.ones((3, 1)))
-    return other | (removed & crossing & above & below), taken
+    return other | (removed & crossing), taken
 
 
 def _long_runs(binary: np.ndarray, length: int) -> np.ndarray:

@@ -1,0 +1,114 @@
+"""Reading a line of digits (digitlab.inference.read, inference.segment) and predict's "not a digit" verdicts.
+
+Lines are drawn with tests/drawings.py's strokes side by side: gaps, touching neighbours, a 5 whose bar is a
+separate stroke, specks, a ruled line through the digits, up to 12 digits; each must come back as its digits,
+left to right, with boxes in the picture's pixels.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from digitlab.inference.classifier import open_classifier
+from digitlab.inference.decode import ImageError
+from digitlab.inference.read import MAX_DIGITS, read_images, read_number
+from digitlab.inference.recognise import recognise_images
+from drawings import FOUR, SEVEN, drawing
+
+ONE = [(0.5, 0.15), (0.5, 0.85)]
+FIVE_BODY = [(0.33, 0.2), (0.3, 0.5), (0.55, 0.45), (0.7, 0.6), (0.65, 0.8), (0.3, 0.85)]
+FIVE_BAR = [(0.4, 0.17), (0.72, 0.17)]
+SHAPES = {"7": [SEVEN], "4": FOUR, "1": [ONE]}
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    return open_classifier(None)
+
+
+def line(digits: str, step: int = 190, size: int = 200) -> Image.Image:
+    """The digits (of SHAPES) drawn left to right, `step` px apart (under 160: their boxes overlap)."""
+    canvas = Image.new("L", (step * (len(digits) - 1) + size, size), 255)
+    for k, character in enumerate(digits):
+        tile = drawing(size=(size, size), strokes=SHAPES[character])
+        canvas.paste(
+            Image.fromarray(
+                np.minimum(np.asarray(canvas.crop((k * step, 0, k * step + size, size))), np.asarray(tile))
+            ),
+            (k * step, 0),
+        )
+    return canvas
+
+
+def test_digits_with_gaps_are_read_left_to_right_with_their_boxes(classifier):
+    reading = read_number(classifier, line("747"), "747.png")
+    assert reading["number"] == "747" and not reading["not_a_digit"] and reading["reason"] is None
+    lefts = [digit["box"][0] for digit in reading["digits"]]
+    assert lefts == sorted(lefts) and all(0 <= digit["box"][0] < digit["box"][2] <= 570 for digit in reading["digits"])
+    assert 0 < reading["digits"][1]["box"][0] - 190 < 100  # the 4's ink starts in its own tile
+    json.dumps(reading)  # serialisable as it is
+
+
+@pytest.mark.parametrize("count", [1, 2, 5, 12])
+def test_numbers_of_1_to_12_digits(classifier, count):
+    digits = "".join("741"[k % 3] for k in range(count))
+    assert read_number(classifier, line(digits), "n.png")["number"] == digits
+
+
+def test_touching_neighbours_are_split(classifier):
+    picture = line("74", step=125)  # the 7's bar reaches into the 4's strokes
+    assert read_number(classifier, picture, "touching.png")["number"] == "74"
+
+
+def test_a_five_drawn_in_two_strokes_is_one_digit(classifier):
+    picture = drawing(strokes=[FIVE_BODY, FIVE_BAR])
+    assert len(read_number(classifier, picture, "five.png")["digits"]) == 1
+
+
+def test_specks_and_a_ruled_line_are_ignored(classifier):
+    picture = line("747")
+    draw = ImageDraw.Draw(picture)
+    draw.line([(0, 120), (picture.size[0], 120)], fill=0, width=3)  # a ruled line through the digits
+    for x in (100, 300, 480):
+        draw.rectangle([x, 185, x + 2, 187], fill=0)  # specks
+    assert read_number(classifier, picture, "ruled.png")["number"] == "747"
+
+
+def test_a_single_digit_reads_as_predict_answers_it(classifier):
+    picture = drawing()
+    (reading,) = read_images(classifier, [("seven.png", picture)])
+    (predicted,) = recognise_images(classifier, [("seven.png", picture)])
+    (digit,) = reading["digits"]
+    assert np.array_equal(digit["image"], predicted["image"])
+    assert {k: digit[k] for k in ("digit", "probability", "not_a_digit")} == {
+        k: predicted[k] for k in ("digit", "probability", "not_a_digit")
+    }
+
+
+def test_predict_says_several_digits(classifier):
+    (answer,) = recognise_images(classifier, [("747.png", line("747"))])
+    assert answer["not_a_digit"] and answer["reason"].startswith("several digits (3)")
+    assert answer["label"] in "0123456789"  # the best guess is still given
+
+
+def test_low_confidence_is_not_a_digit(classifier, monkeypatch):
+    monkeypatch.setattr(classifier, "reject_below", 1.01, raising=False)
+    reading = read_number(classifier, line("74"), "74.png")
+    assert reading["number"] == "??" and reading["not_a_digit"] and reading["reason"] == "low confidence"
+    assert all(digit["reason"] == "low confidence" for digit in reading["digits"])
+
+
+def test_too_many_digits_are_refused_in_one_line(classifier):
+    picture = line("1" * (MAX_DIGITS + 3), step=60)
+    with pytest.raises(ImageError, match=r"^many\.png: .*at most 32 digits") as caught:
+        read_number(classifier, picture, "many.png")
+    assert "\n" not in str(caught.value)
+
+
+def test_a_blank_picture_is_refused(classifier):
+    with pytest.raises(ImageError, match="no ink"):
+        read_number(classifier, Image.new("L", (100, 60), 255), "blank.png")
