@@ -15,7 +15,8 @@ report.py      digitlab report: a reproduction's or a study's report rebuilt
 tune.py        digitlab tune: a hyperparameter search, the best retrained
 compare.py     digitlab compare: runs side by side
 export.py      digitlab export: a run's model as ONNX
-serve.py       digitlab serve: the REST API and the draw-a-digit page
+serve.py       digitlab serve: the REST API and the draw-a-number page
+samples.py     digitlab samples: a person's samples folder (labelled pictures of their writing)
 """
 
 import importlib
@@ -23,6 +24,6 @@ import importlib
 # In the order `digitlab --help` lists them. A new subcommand: one module beside these, and its name here.
 NAMES = (
     "data", "models", "recipes", "train", "evaluate", "calibrate", "predict", "read", "reproduce", "report", "tune",
-    "compare", "export", "serve",
+    "compare", "export", "serve", "samples",
 )  # fmt: skip
 COMMANDS = tuple(importlib.import_module(f"digitlab.commands.{name}") for name in NAMES)
