@@ -145,3 +145,60 @@ def test_a_resumed_run_goes_on_with_the_dataset_it_started_with(capsys, data_dir
     assert rundir.load_config(run_dir).dataset == "kmnist"  # found by `auto`, recorded as what ran
     other = make_dataset("other", seed=5)  # custom data
     assert_user_error(capsys, ["train", "--resume", run_dir, "--epochs", "2", "--data-dir", other], "KMNIST", code=2)
+
+
+# --- non-digits and fine-tuning (--negatives, --init) -------------------------------------------------------
+
+
+@pytest.fixture
+def fake_pool(monkeypatch):
+    """digitlab.inference.negatives.pool replaced by noise (drawing real non-digits is tests/data's and slow);
+    the calls it got."""
+    import numpy as np
+
+    import digitlab.inference.negatives as negatives
+
+    asked = []
+
+    def pool(count, split="train", seed=0, **kwargs):
+        asked.append((count, split, seed))
+        return np.random.default_rng(seed).integers(0, 256, (count, 28, 28), dtype=np.uint8)
+
+    monkeypatch.setattr(negatives, "pool", pool)
+    return asked
+
+
+def test_train_negatives_and_init_reach_the_run(capsys, data_dir, tmp_path, trained_run, fake_pool):
+    run_dir = tmp_path / "run"
+    flags = ["--negatives", "40", "--init", str(trained_run), "--seed", "2", "--lr", "0.0001"]
+    code, out, err = run_cli(capsys, ["train", *TINY, *flags, "--data-dir", data_dir, "--run-dir", run_dir])
+    assert (code, err) == (0, "")
+    assert fake_pool == [(40, "train", 2)]  # the training split's pool, seeded by --seed
+    assert "40 of the examples non-digits" in out and f"starting from the weights of {trained_run}" in out
+    config = json.loads((run_dir / rundir.CONFIG).read_text())
+    assert (config["negatives"], config["init"]) == (40, str(trained_run))
+    assert len((run_dir / rundir.STEPS).read_text().splitlines()) == 7  # (300 digits + 40 non-digits) / 50
+
+
+def test_train_without_negatives_draws_none(capsys, data_dir, tmp_path, fake_pool):
+    code, _, err = run_cli(capsys, ["train", *TINY, "--data-dir", data_dir, "--run-dir", tmp_path / "run"])
+    assert (code, err, fake_pool) == (0, "", [])
+
+
+@pytest.mark.parametrize(
+    ("flags", "words"),
+    [
+        (["--negatives", "-1"], ["--negatives must be 0 or more"]),
+        (["--init", "."], ["--init . is not a finished run"]),
+    ],
+)
+def test_train_bad_negatives_or_init(capsys, data_dir, tmp_path, fake_pool, flags, words):
+    run_dir = tmp_path / "run"
+    assert_user_error(capsys, ["train", *TINY, *flags, "--data-dir", data_dir, "--run-dir", run_dir], *words, code=2)
+    assert not run_dir.exists() and fake_pool == []
+
+
+def test_train_init_from_another_network_is_refused(capsys, data_dir, tmp_path, trained_run, fake_pool):
+    argv = ["train", *TINY, "--hidden-size", "32", "--init", str(trained_run), "--data-dir", data_dir]
+    assert_user_error(capsys, [*argv, "--run-dir", tmp_path / "run"], "holds another network", code=2)
+    assert not (tmp_path / "run").exists()

@@ -79,7 +79,10 @@ def resolve_config(
     if precision == "fp16" and device.type != "cuda":
         raise ConfigError("--precision fp16 needs a CUDA GPU; on the CPU use bf16")
     with torch.device("meta"):  # what the model is made of, without allocating it
-        batch_statistics = uses_batch_statistics(build_from_config(config, data.image_shape, data.num_classes))
+        shell = build_from_config(config, data.image_shape, data.num_classes)
+    batch_statistics = uses_batch_statistics(shell)
+    if config.init is not None:  # refused here, before the run directory is made
+        init_weights(shell, Path(config.init), data.image_shape, data.num_classes)
     # The one rule for how a step's batch is cut into passes: training reads it back from the config.
     chunk = micro_batch(config, device, batch_statistics)
     if batch_statistics:
@@ -132,8 +135,13 @@ def build_session(
 
 
 def start_from(model: torch.nn.Module, run_dir: Path, image_shape: tuple[int, int], num_classes: int) -> None:
-    """Load the finished run's weights into `model` (its weight average, where it kept one: what it answers with);
-    ConfigError in one line when they belong to another network."""
+    """Load the finished run's weights into `model` (its weight average, where it kept one: what it answers with)."""
+    model.load_state_dict(init_weights(model, run_dir, image_shape, num_classes))
+
+
+def init_weights(model: torch.nn.Module, run_dir: Path, image_shape: tuple[int, int], num_classes: int) -> dict:
+    """The --init run's weights, checked to fit `model` (which may be on the meta device); ConfigError in one line
+    when they are missing or belong to another network."""
     name = rundir.AVERAGE_WEIGHTS if (run_dir / rundir.AVERAGE_WEIGHTS).is_file() else rundir.WEIGHTS
     try:
         tensors, info = rundir.read_weights(run_dir, name)
@@ -149,4 +157,4 @@ def start_from(model: torch.nn.Module, run_dir: Path, image_shape: tuple[int, in
             f"{info.get('num_classes')} classes{where}); give the model settings it was trained with (its "
             f"config.json), or drop --init"
         )
-    model.load_state_dict(tensors)
+    return tensors
