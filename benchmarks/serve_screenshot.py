@@ -1,11 +1,11 @@
 #!/usr/bin/env python
-"""A screenshot of the draw-a-digit page after a prediction, for the README: docs/serve.png.
+"""A screenshot of the draw-a-number page after reading a number, for the README: docs/serve.png.
 
     .venv/bin/python benchmarks/serve_screenshot.py [MODEL] [--out docs/serve.png]
 
-Starts `python -m digitlab serve [MODEL]` as benchmarks/serve_latency.py does, draws a 7 on the pad with
+Starts `python -m digitlab serve [MODEL]` as benchmarks/serve_latency.py does, draws 714 on the pad with
 the mouse in Debian's chromium (/usr/bin/chromium, through Playwright; `apt-get install chromium`),
-presses Recognise and saves the page.
+presses Read and saves the page.
 """
 
 from __future__ import annotations
@@ -21,17 +21,24 @@ from serve_latency import running_server
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"]
 CHROMIUM_ARGS += ["--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SEVEN = [(70, 60), (210, 60), (120, 230)]  # on the 280x280 pad
+# Strokes in the pad's own pixels (560x240), each a list of points the mouse passes through.
+SEVEN = [[(60, 40), (170, 40), (100, 205)]]
+ONE = [[(300, 45), (300, 205)]]
+FOUR = [[(420, 40), (395, 150), (490, 150)], [(465, 90), (465, 210)]]
+STAR = [[(280, 30), (320, 200), (180, 90), (380, 90), (240, 200), (280, 30)]]
 
 
-def draw_seven(page) -> None:
-    """SEVEN drawn on the page's pad with the mouse, as a person draws it (tests/serve/test_browser.py too)."""
+def draw(page, strokes: list[list[tuple[int, int]]]) -> None:
+    """`strokes` drawn on the page's pad with the mouse, as a person draws them (tests/serve/test_browser.py too),
+    scaled from the pad's pixels to where it is shown."""
     box = page.locator("#pad").bounding_box()
-    page.mouse.move(box["x"] + SEVEN[0][0], box["y"] + SEVEN[0][1])
-    page.mouse.down()
-    for x, y in SEVEN[1:]:
-        page.mouse.move(box["x"] + x, box["y"] + y, steps=12)
-    page.mouse.up()
+    scale = box["width"] / 560
+    for points in strokes:
+        page.mouse.move(box["x"] + points[0][0] * scale, box["y"] + points[0][1] * scale)
+        page.mouse.down()
+        for x, y in points[1:]:
+            page.mouse.move(box["x"] + x * scale, box["y"] + y * scale, steps=12)
+        page.mouse.up()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,13 +54,13 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 page = browser.new_page(viewport={"width": 800, "height": 560})
                 page.goto(url)
-                draw_seven(page)
-                page.click("#recognise")
-                page.wait_for_function("document.getElementById('seen').dataset.drawn === 'yes'", timeout=10_000)
+                draw(page, SEVEN + ONE + FOUR)
+                page.click("#read")
+                page.wait_for_function("document.querySelectorAll('#digits .digit img').length > 0", timeout=10_000)
                 page.wait_for_function("document.getElementById('model').textContent !== ''", timeout=10_000)
                 Path(args.out).parent.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=args.out, full_page=True)
-                print(f"{args.out}: predicted {page.text_content('#digit')} ({page.text_content('#confidence')})")
+                print(f"{args.out}: read {page.text_content('#number')} ({page.text_content('#verdict')})")
             finally:
                 browser.close()
     return 0

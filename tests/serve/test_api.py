@@ -94,6 +94,54 @@ def test_a_batch_answers_each_image_in_order(client):
     assert [p["digit"] for p in predictions] == [7, 1]
 
 
+def drawn_line(digits: list[list[list[tuple[int, int]]]], size: int = 200) -> bytes:
+    """A PNG of several drawn digits side by side on one wide sheet, each as drawn_digit() draws it."""
+    image = Image.new("L", (size * len(digits), size), 255)
+    draw = ImageDraw.Draw(image)
+    for place, strokes in enumerate(digits):
+        for points in strokes:
+            draw.line([(x + place * size, y) for x, y in points], fill=0, width=size // 12, joint="curve")
+    return png(image)
+
+
+STAR = [[(100, 20), (140, 170), (20, 70), (180, 70), (60, 170), (100, 20)]]
+
+
+def test_a_number_is_read_with_each_digit_boxed(client):
+    response = client.post("/read", files={"file": ("number.png", drawn_line([SEVEN, ONE, SEVEN]), "image/png")})
+    assert response.status_code == 200, response.text
+    (reading,) = response.json()["readings"]
+    assert reading["name"] == "number.png"
+    assert (reading["number"], reading["not_a_digit"], reading["reason"]) == ("717", False, None)
+    boxes = [digit["box"] for digit in reading["digits"]]
+    assert [box[0] // 200 for box in boxes] == [0, 1, 2]  # left to right, each inside its own drawing
+    for digit in reading["digits"]:
+        assert digit["probability"] > 0.9 and not digit["not_a_digit"] and len(digit["probabilities"]) == 10
+        assert digit["image"].startswith("data:image/png;base64,")
+
+
+def test_one_digit_reads_as_predict_answers_it(client):
+    read = client.post("/read", files={"file": ("seven.png", drawn_digit(SEVEN), "image/png")}).json()
+    predicted = client.post("/predict", files={"file": ("seven.png", drawn_digit(SEVEN), "image/png")}).json()
+    (digit,) = read["readings"][0]["digits"]
+    assert read["readings"][0]["number"] == "7"
+    assert digit["probabilities"] == pytest.approx(predicted["predictions"][0]["probabilities"], abs=1e-6)
+
+
+def test_a_star_is_not_a_digit_on_both_endpoints(client):
+    predicted = client.post("/predict", files={"file": ("star.png", drawn_digit(STAR), "image/png")}).json()
+    (prediction,) = predicted["predictions"]
+    assert prediction["not_a_digit"] and prediction["reason"]
+    (reading,) = client.post("/read", files={"file": ("star.png", drawn_digit(STAR), "image/png")}).json()["readings"]
+    assert reading["not_a_digit"] and reading["reason"] and "?" in reading["number"]
+
+
+def test_predict_says_when_a_picture_holds_several_digits(client):
+    response = client.post("/predict", files={"file": ("two.png", drawn_line([SEVEN, ONE]), "image/png")})
+    (prediction,) = response.json()["predictions"]
+    assert prediction["not_a_digit"] and prediction["reason"].startswith("several digits")
+
+
 def test_curl_style_untyped_part_is_accepted(client):
     response = client.post("/predict", files={"file": ("digit", drawn_digit(ONE), "application/octet-stream")})
     assert response.status_code == 200, response.text
@@ -121,8 +169,9 @@ def multipart(name: str, data: bytes, content_type: str = "image/png") -> tuple[
         ("notes.txt", lambda: b"hello", "text/plain", 415),
     ],
 )
-def test_a_bad_upload_answers_4xx_with_one_line(client, name, data, content_type, status):
-    response = client.post("/predict", files={"file": (name, data(), content_type)})
+@pytest.mark.parametrize("endpoint", ["/predict", "/read"])
+def test_a_bad_upload_answers_4xx_with_one_line(client, endpoint, name, data, content_type, status):
+    response = client.post(endpoint, files={"file": (name, data(), content_type)})
     assert 400 <= response.status_code < 500, response.text
     if status:
         assert response.status_code == status
@@ -179,7 +228,8 @@ def test_health_names_the_model(client, classifier):
 def test_the_page_and_its_files_are_served_without_outside_links(client):
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    assert 'id="pad"' in page.text and "Recognise" in page.text and "Clear" in page.text
+    assert 'id="pad"' in page.text and ">Read<" in page.text and "Clear" in page.text
+    assert 'capture="environment"' in page.text  # a phone's camera
     for name in ("app.js", "style.css"):
         response = client.get(f"/static/{name}")
         assert response.status_code == 200
@@ -189,13 +239,20 @@ def test_the_page_and_its_files_are_served_without_outside_links(client):
 
 def test_openapi_describes_the_endpoints(client):
     document = client.get("/openapi.json").json()
-    assert set(document["paths"]) == {"/predict", "/health"}
+    assert set(document["paths"]) == {"/predict", "/read", "/health"}
     predict = document["paths"]["/predict"]["post"]
     assert "multipart/form-data" in predict["requestBody"]["content"]
     assert {"200", "400", "413", "415"} <= set(predict["responses"])
     assert predict["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("PredictResponse")
     fields = document["components"]["schemas"]["Prediction"]["properties"]
-    assert {"digit", "label", "probability", "top3", "probabilities", "image", "name"} <= set(fields)
+    assert {"digit", "label", "probability", "top3", "probabilities", "image", "name", "not_a_digit", "reason"} <= set(
+        fields
+    )
+    read = document["paths"]["/read"]["post"]
+    assert {"200", "400", "413", "415"} <= set(read["responses"])
+    reading = document["components"]["schemas"]["Reading"]["properties"]
+    assert {"name", "number", "not_a_digit", "reason", "digits"} <= set(reading)
+    assert "box" in document["components"]["schemas"]["ReadDigit"]["properties"]
     assert document["paths"]["/health"]["get"]["responses"]["200"]
 
 

@@ -1,25 +1,33 @@
-// The draw-a-digit page: draw on #pad with pointer events (mouse, pen or finger), send the drawing as a PNG
-// to POST predict, show the answer. It talks to its own server only (relative URLs), and needs no library.
+// The draw-a-number page: draw on #pad with pointer events (mouse, pen or finger), or choose a picture or take a
+// photo; send it to POST read; show the number, each digit boxed on the pad with its confidence, and "not a digit"
+// plainly. It talks to its own server only (relative URLs), and needs no library.
 "use strict";
 
 const pad = document.getElementById("pad");
 const ink = pad.getContext("2d");
-const seen = document.getElementById("seen");
+const boxes = document.getElementById("boxes");
 const statusLine = document.getElementById("status");
-const recogniseButton = document.getElementById("recognise");
-const upload = document.getElementById("upload");
+const readButton = document.getElementById("read");
+const pickers = [document.getElementById("upload"), document.getElementById("camera")];
 
 let drawn = false; // something was drawn since the last Clear
-let uploaded = null; // a picture chosen with "upload a picture", sent as it is unless drawn over
+let uploaded = null; // a picture chosen or photographed, sent as it is unless drawn over
+let placement = { scale: 1, left: 0, top: 0 }; // where the sent picture's pixels lie on the pad
 let last = null; // the previous point of the stroke under way
 
 function clearPad() {
   ink.fillStyle = "#000";
   ink.fillRect(0, 0, pad.width, pad.height);
+  clearBoxes();
   drawn = false;
   uploaded = null;
-  upload.value = "";
+  placement = { scale: 1, left: 0, top: 0 };
+  for (const picker of pickers) picker.value = "";
   say("");
+}
+
+function clearBoxes() {
+  boxes.getContext("2d").clearRect(0, 0, boxes.width, boxes.height);
 }
 
 function say(text, isError = false) {
@@ -28,14 +36,14 @@ function say(text, isError = false) {
 }
 
 function point(event) {
-  // the canvas may be drawn at another size than its 280x280 pixels
+  // the canvas may be shown at another size than its own pixels
   const box = pad.getBoundingClientRect();
   return [((event.clientX - box.left) * pad.width) / box.width, ((event.clientY - box.top) * pad.height) / box.height];
 }
 
 function stroke(from, to) {
   ink.strokeStyle = "#fff";
-  ink.lineWidth = 20;
+  ink.lineWidth = 16;
   ink.lineCap = "round";
   ink.lineJoin = "round";
   ink.beginPath();
@@ -49,7 +57,9 @@ pad.addEventListener("pointerdown", (event) => {
   pad.setPointerCapture(event.pointerId);
   last = point(event);
   stroke(last, last); // a dot, for a tap
+  if (uploaded) placement = { scale: 1, left: 0, top: 0 }; // drawn over: the pad itself is sent now
   drawn = true;
+  clearBoxes();
 });
 
 pad.addEventListener("pointermove", (event) => {
@@ -65,8 +75,8 @@ for (const name of ["pointerup", "pointercancel", "lostpointercapture"]) {
   });
 }
 
-upload.addEventListener("change", () => {
-  const file = upload.files[0];
+function pictureChosen(picker) {
+  const file = picker.files[0];
   if (!file) return;
   const picture = new Image();
   picture.onload = () => {
@@ -76,80 +86,135 @@ upload.addEventListener("change", () => {
     const scale = Math.min(pad.width / picture.width, pad.height / picture.height);
     const w = picture.width * scale;
     const h = picture.height * scale;
-    ink.drawImage(picture, (pad.width - w) / 2, (pad.height - h) / 2, w, h);
+    placement = { scale, left: (pad.width - w) / 2, top: (pad.height - h) / 2 };
+    ink.drawImage(picture, placement.left, placement.top, w, h);
     URL.revokeObjectURL(picture.src);
+    read();
   };
   picture.src = URL.createObjectURL(file);
   uploaded = file;
   drawn = false;
-  recognise();
-});
+  clearBoxes();
+}
+
+for (const picker of pickers) picker.addEventListener("change", () => pictureChosen(picker));
 
 function padImage() {
   return new Promise((resolve) => pad.toBlob(resolve, "image/png"));
 }
 
-async function recognise() {
+async function read() {
   if (!drawn && !uploaded) {
-    say("Draw a digit first.", true);
+    say("Draw a digit or a number first.", true);
     return;
   }
-  recogniseButton.disabled = true;
-  say("Recognising...");
+  readButton.disabled = true;
+  say("Reading...");
   try {
     const form = new FormData();
     if (drawn || !uploaded) form.append("file", await padImage(), "drawing.png");
     else form.append("file", uploaded, uploaded.name);
-    const response = await fetch("predict", { method: "POST", body: form });
+    const response = await fetch("read", { method: "POST", body: form });
     const answer = await response.json();
     if (!response.ok) {
       say(answer.error || `the server answered ${response.status}`, true);
       return;
     }
-    show(answer.predictions[0], answer.classes);
+    show(answer.readings[0], answer.classes);
     say("");
   } catch (error) {
     say(`no answer from the server: ${error.message}`, true);
   } finally {
-    recogniseButton.disabled = false;
+    readButton.disabled = false;
   }
 }
 
-function show(prediction, classes) {
-  document.getElementById("digit").textContent = prediction.label;
-  document.getElementById("confidence").textContent = `${(100 * prediction.probability).toFixed(1)}% sure`;
+function percent(probability) {
+  return `${(100 * probability).toFixed(1)}%`;
+}
+
+function show(reading, classes) {
+  const number = document.getElementById("number");
+  const verdict = document.getElementById("verdict");
+  number.classList.toggle("rejected", reading.not_a_digit);
+  if (reading.not_a_digit) {
+    number.textContent = "not a digit";
+    verdict.textContent = reading.reason || "";
+  } else {
+    number.textContent = reading.number;
+    const count = reading.digits.length;
+    verdict.textContent = count === 1 ? `one digit, ${percent(reading.digits[0].probability)} sure` : `${count} digits`;
+  }
+  const cards = document.getElementById("digits");
+  cards.replaceChildren();
+  reading.digits.forEach((digit, index) => {
+    const card = document.createElement("div");
+    card.className = digit.not_a_digit ? "digit rejected" : "digit";
+    const label = document.createElement("span");
+    label.className = "digit-label";
+    label.textContent = digit.not_a_digit ? "?" : digit.label;
+    const confidence = document.createElement("span");
+    confidence.className = "digit-confidence";
+    confidence.textContent = digit.not_a_digit ? `not a digit (${digit.reason})` : `${percent(digit.probability)} sure`;
+    const seen = document.createElement("img");
+    seen.src = digit.image; // the 28x28 image the model saw
+    seen.alt = `the 28 by 28 image the model saw for digit ${index + 1}`;
+    card.append(label, confidence, seen);
+    card.addEventListener("click", () => select(index, reading, classes));
+    cards.append(card);
+  });
+  drawBoxes(reading.digits);
+  if (reading.digits.length) select(0, reading, classes);
+  else document.getElementById("bars").replaceChildren();
+}
+
+function drawBoxes(digits) {
+  const view = boxes.getContext("2d");
+  view.clearRect(0, 0, boxes.width, boxes.height);
+  view.lineWidth = 2;
+  view.font = "bold 14px system-ui, sans-serif";
+  for (const digit of digits) {
+    const [x0, y0, x1, y1] = digit.box.map((value) => value * placement.scale);
+    const left = placement.left + x0;
+    const top = placement.top + y0;
+    const colour = digit.not_a_digit ? "#f97066" : "#53b1fd";
+    view.strokeStyle = colour;
+    view.fillStyle = colour;
+    view.strokeRect(left, top, x1 - x0, y1 - y0);
+    const text = digit.not_a_digit ? "?" : `${digit.label} ${percent(digit.probability)}`;
+    view.fillText(text, left + 2, Math.max(14, top - 4));
+  }
+}
+
+function select(index, reading, classes) {
+  document.querySelectorAll("#digits .digit").forEach((card, i) => card.classList.toggle("selected", i === index));
+  const digit = reading.digits[index];
+  document.getElementById("bars-caption").textContent =
+    reading.digits.length === 1 ? "probability of each class" : `probability of each class, digit ${index + 1}`;
   const bars = document.getElementById("bars");
   bars.replaceChildren();
-  prediction.probabilities.forEach((probability, index) => {
+  digit.probabilities.forEach((probability, classIndex) => {
     const row = document.createElement("div");
-    row.className = index === prediction.digit ? "bar best" : "bar";
+    row.className = classIndex === digit.digit ? "bar best" : "bar";
     const label = document.createElement("span");
     label.className = "bar-label";
-    label.textContent = classes[index];
+    label.textContent = classes[classIndex];
     const track = document.createElement("span");
     track.className = "bar-track";
     const fill = document.createElement("span");
     fill.className = "bar-fill";
     fill.style.display = "block";
-    fill.style.width = `${(100 * probability).toFixed(1)}%`;
+    fill.style.width = percent(probability);
     track.append(fill);
     const value = document.createElement("span");
     value.className = "bar-value";
-    value.textContent = `${(100 * probability).toFixed(1)}%`;
+    value.textContent = percent(probability);
     row.append(label, track, value);
     bars.append(row);
   });
-  const picture = new Image();
-  picture.onload = () => {
-    const view = seen.getContext("2d");
-    view.imageSmoothingEnabled = false; // each of the 28x28 pixels as a square
-    view.drawImage(picture, 0, 0, seen.width, seen.height);
-    seen.dataset.drawn = "yes";
-  };
-  picture.src = prediction.image;
 }
 
-recogniseButton.addEventListener("click", recognise);
+readButton.addEventListener("click", read);
 document.getElementById("clear").addEventListener("click", clearPad);
 clearPad();
 
