@@ -88,6 +88,7 @@ def classify_test_digits(run_dir: str, samples: int, data_dir: str | None, weigh
 
     from digitlab import console
     from digitlab.data.matching import matching_test_data
+    from digitlab.inference.calibration import for_weights
     from digitlab.inference.classifier import probabilities
     from digitlab.inference.load import load_model
 
@@ -97,7 +98,8 @@ def classify_test_digits(run_dir: str, samples: int, data_dir: str | None, weigh
     dataset = matching_test_data(data_dir, info)
     samples = min(samples, len(dataset.test_labels))
     chosen = torch.randperm(len(dataset.test_labels), generator=torch.Generator().manual_seed(0))[:samples]
-    probs = probabilities(model, dataset.test_images[chosen])
+    calibration = for_weights(run_dir, info["weights"])  # the probabilities predict gives for files, calibrated
+    probs = probabilities(model, dataset.test_images[chosen], calibration.temperature if calibration else 1.0)
     for index, p in zip(chosen.tolist(), probs):
         label, guess = int(dataset.test_labels[index]), int(p.argmax())
         names = info.get("class_names")
