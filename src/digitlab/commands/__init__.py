@@ -17,6 +17,7 @@ compare.py     digitlab compare: runs side by side
 export.py      digitlab export: a run's model as ONNX
 serve.py       digitlab serve: the REST API and the draw-a-number page
 samples.py     digitlab samples: a person's samples folder (labelled pictures of their writing)
+adapt.py       digitlab adapt: a model fine-tuned on a person's samples, into a new run
 """
 
 import importlib
@@ -24,6 +25,6 @@ import importlib
 # In the order `digitlab --help` lists them. A new subcommand: one module beside these, and its name here.
 NAMES = (
     "data", "models", "recipes", "train", "evaluate", "calibrate", "predict", "read", "reproduce", "report", "tune",
-    "compare", "export", "serve", "samples",
+    "compare", "export", "serve", "samples", "adapt",
 )  # fmt: skip
 COMMANDS = tuple(importlib.import_module(f"digitlab.commands.{name}") for name in NAMES)

@@ -70,11 +70,14 @@ def fit(
     on_evaluation: EvaluationHook | None = None,
     command: str | None = None,
     negatives: torch.Tensor | None = None,
+    training_split: Callable[[Dataset], Dataset] | None = None,
 ) -> Path:
     """Train per `config` (continuing its run directory when `resuming`); return the finished run directory.
     `command`: the command line that started the run, recorded in its env.json (what made a shipped model).
     `negatives`: with config.negatives N, at least N non-digit images (uint8 (M, H, W)) whose first N join the
-    training split (made by the caller: digitlab.inference.negatives.pool for `digitlab train`)."""
+    training split (made by the caller: digitlab.inference.negatives.pool for `digitlab train`).
+    `training_split`: the caller's change to the training split once validation is held out and the non-digits
+    joined it (adapt: a replay subset of MNIST and a person's samples); validation and test stay as they are."""
     config.validate()
     if config.negatives and (negatives is None or len(negatives) < config.negatives):
         given = 0 if negatives is None else len(negatives)
@@ -90,6 +93,7 @@ def fit(
             run_dir = _run(
                 config, dataset=dataset, resuming=resuming, log=log, hooks=hooks, context=context, device=device,
                 hold=hold, command=command, negatives=negatives[: config.negatives] if config.negatives else None,
+                training_split=training_split,
             )  # fmt: skip
     except TrainingError:  # a divergence or a stop: every rank raises it at the same step
         distributed.shutdown(context, together=True)
@@ -121,6 +125,7 @@ def _run(
     hold: contextlib.ExitStack,
     command: str | None,
     negatives: torch.Tensor | None,
+    training_split: Callable[[Dataset], Dataset] | None,
 ) -> Path:
     """The run itself, once the processes are set up: data, run directory, session, epochs, finished files."""
     if dataset is None:
@@ -129,6 +134,8 @@ def _run(
     data = prepare(dataset, config.val_size, config.train_limit, config.test_limit, config.seed)
     if negatives is not None:  # after the validation split is held out: validation and test stay digits only
         data = with_negatives(data, torch.as_tensor(negatives))
+    if training_split is not None:
+        data = training_split(data)
     requested_precision = config.precision
     config = resolve_config(config, data, device, context, log)
     # One process trains in a run directory at a time: refused here, before anything of the run is touched.
