@@ -22,12 +22,25 @@ Maker = Callable[[np.random.Generator], Strokes]
 
 
 def draw(
-    strokes: list[np.ndarray], rng: np.random.Generator, filled: list[bool] | None = None, jitter: float = 0.015
+    strokes: list[np.ndarray],
+    rng: np.random.Generator,
+    filled: list[bool] | None = None,
+    jitter: float = 0.015,
+    *,
+    angle: float | None = None,
+    slant: float | None = None,
+    stretch: float | None = None,
+    width: float | None = None,
 ) -> np.ndarray:
-    """`strokes` drawn by a wobbly pen on a canvas of 64-160 px: a float32 ink plane (H, W) in 0..1."""
+    """`strokes` drawn by a wobbly pen on a canvas of 64-160 px: a float32 ink plane (H, W) in 0..1. The turn
+    (`angle`, radians), `slant` (x shift per unit of y, y downwards: below 0 leans right), `stretch` (width over
+    height factor) and pen `width` (a share of the canvas side) are drawn at random unless given: a caller with a
+    consistent hand fixes them."""
     filled = filled or [False] * len(strokes)
-    angle, slant = rng.uniform(-0.25, 0.25), rng.uniform(-0.3, 0.3)
-    stretch = np.exp(rng.uniform(-0.2, 0.2))
+    # drawn in the same order as always when not given, so that existing seeds draw what they drew before
+    angle = rng.uniform(-0.25, 0.25) if angle is None else angle
+    slant = rng.uniform(-0.3, 0.3) if slant is None else slant
+    stretch = np.exp(rng.uniform(-0.2, 0.2)) if stretch is None else stretch
     matrix = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]) @ np.array(
         [[stretch, slant], [0.0, 1 / stretch]]
     )
@@ -38,7 +51,7 @@ def draw(
     side = int(rng.integers(64, 161))
     margin = side * rng.uniform(0.12, 0.25)
     scale = (side - 2 * margin) / extent
-    width = max(2, int(round(side * rng.uniform(0.03, 0.09))))
+    width = max(2, int(round(side * (rng.uniform(0.03, 0.09) if width is None else width))))
     canvas = Image.new("L", (side, side), 0)
     pen = ImageDraw.Draw(canvas)
     for stroke, fill in zip(strokes, filled):
