@@ -9,5 +9,6 @@ batching.py   batches as slices of a seeded permutation
 augment.py    batch augmentation on the training device (affine, elastic)
 nondigits.py  non-digits (letters, shapes, scribbles, clothes) as ink planes, in train/validation/benchmark splits
 pen.py        the pen that draws them, and the shapes and scribbles it draws
+writers.py    simulated writers: each a consistent hand (a continental 1, a slant, a marker) drawing the digits
 photo.py      ink on a page rendered as a phone photo of it (benchmarks, generated training data)
 """
