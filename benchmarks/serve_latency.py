@@ -44,10 +44,12 @@ TARGET_P50_MS = 20.0  # at one client, on a 2-core machine (issue 11)
 
 
 @contextlib.contextmanager
-def running_server(model: str | None, log_file: Path, timeout: float = 60) -> Iterator[str]:
-    """The base URL ("http://127.0.0.1:PORT/") of `python -m digitlab serve [model] --port 0`, once it answers
-    /health; the server's output goes to `log_file`, and it is stopped (SIGTERM) on leaving."""
-    argv = [sys.executable, "-m", "digitlab", "serve", *([model] if model else []), "--port", "0"]
+def running_server(
+    model: str | None, log_file: Path, timeout: float = 60, options: tuple[str, ...] = ()
+) -> Iterator[str]:
+    """The base URL ("http://127.0.0.1:PORT/") of `python -m digitlab serve [model] --port 0 [options]`, once it
+    answers /health; the server's output goes to `log_file`, and it is stopped (SIGTERM) on leaving."""
+    argv = [sys.executable, "-m", "digitlab", "serve", *([model] if model else []), "--port", "0", *options]
     with log_file.open("w") as out:
         process = subprocess.Popen(
             argv, stdout=out, stderr=subprocess.STDOUT, env=os.environ | {"PYTHONUNBUFFERED": "1"}

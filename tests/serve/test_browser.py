@@ -90,3 +90,37 @@ def test_a_number_drawn_with_the_mouse_is_read_and_a_star_is_not_a_digit(server)
             assert all(url.startswith(server) for url in requests), requests  # its own server only
         finally:
             browser.close()
+
+
+def test_a_correction_on_the_page_is_kept_as_a_sample_and_can_be_removed(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from digitlab.store.samples import open_samples
+
+    folder = tmp_path / "samples"
+    options = ("--samples", str(folder))
+    with running_server(None, tmp_path / "serve.log", options=options) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 800, "height": 900})
+            page.goto(url)
+            page.wait_for_function("document.getElementById('model').textContent !== ''", timeout=10_000)
+            draw(page, SEVEN + ONE)
+            page.click("#read")
+            page.wait_for_function("document.querySelectorAll('#digits .digit img').length === 2", timeout=10_000)
+            assert page.locator("#correct").is_visible()
+            page.locator("#digits .digit").nth(1).click()  # the second digit: say it is a 4 (a person's open 4)
+            page.click('#labels button[data-label="4"]')
+            page.wait_for_function("document.getElementById('kept').dataset.sample !== undefined", timeout=10_000)
+            assert page.text_content("#kept").startswith("kept as a sample of 4")
+            images, labels, ids = open_samples(folder).load()
+            assert labels.tolist() == [4] and ids == [page.get_attribute("#kept", "data-sample")]
+            (record,) = open_samples(folder).records()
+            assert (folder / record["original"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the drawing itself
+            assert images[0].max() > 128  # the 28x28 the model saw: a light digit on black
+
+            page.click("#kept a")  # remove it again
+            page.wait_for_function("document.getElementById('kept').textContent === 'removed'", timeout=10_000)
+            assert open_samples(folder).records() == []
+        finally:
+            browser.close()

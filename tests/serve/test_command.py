@@ -45,6 +45,14 @@ def test_a_missing_model_is_one_line(tmp_path, capsys):
     assert err.startswith("digitlab: error: ") and err.count("\n") == 1
 
 
+def test_a_samples_folder_that_is_not_one_is_refused_before_anything_starts(tmp_path, capsys):
+    (tmp_path / "thesis.txt").write_text("mine")
+    assert main(["serve", "--port", "0", "--samples", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("digitlab: error: ") and "not a samples folder" in err and err.count("\n") == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["thesis.txt"]
+
+
 def test_serve_prints_the_url_and_runs_uvicorn_on_the_bound_socket(monkeypatch, capsys):
     import uvicorn
 

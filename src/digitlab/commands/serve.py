@@ -1,4 +1,4 @@
-"""`digitlab serve [MODEL]`: a REST API (POST /predict) and a page to draw a digit on, for one model, until
+"""`digitlab serve [MODEL]`: a REST API (POST /predict, /read) and a page to draw a number on, for one model, until
 Ctrl-C: the port is bound first (a port in use fails at once), then the model loads once, then uvicorn answers."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import argparse
 
 from digitlab.commands.options import WEIGHTS
 
-HELP = "a REST API (POST /predict) and a page to draw a digit on, for one model (needs 'digitlab[serve]')"
+HELP = "a REST API (POST /predict, /read) and a page to draw a number on, for one model (needs 'digitlab[serve]')"
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -20,6 +20,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     parser.add_argument("--device", default="cpu", help="device the model runs on (default cpu)")
+    parser.add_argument(
+        "--samples", metavar="DIR", help="keep corrections made on the page in this samples folder (for digitlab adapt)"
+    )
     parser.set_defaults(run=run)
 
 
@@ -31,12 +34,15 @@ def run(args: argparse.Namespace) -> None:
 
     from digitlab.inference.classifier import open_classifier
     from digitlab.serve.app import create_app
+    from digitlab.store.samples import open_samples
 
+    samples = open_samples(args.samples, create=True) if args.samples else None  # a bad folder fails before binding
     sock = serving.listen(args.host, args.port)
     try:
         classifier = open_classifier(args.model, device=args.device, weights=args.weights)
-        app = create_app(classifier)
-        print(f"serving {classifier.source} at {serving.url(sock)} (Ctrl-C stops)", flush=True)
+        app = create_app(classifier, samples=samples)
+        kept = f"; corrections kept in {samples.path}" if samples else ""
+        print(f"serving {classifier.source} at {serving.url(sock)} (Ctrl-C stops){kept}", flush=True)
         uvicorn.Server(uvicorn.Config(app, log_level="info")).run(sockets=[sock])
     finally:
         sock.close()

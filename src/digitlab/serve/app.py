@@ -1,5 +1,6 @@
 """The web application behind `digitlab serve`: POST /predict (one digit per image), POST /read (a number per
-image), GET /health, the draw-a-number page at /.
+image), GET /health, the draw-a-number page at /, and with --samples the corrections kept as a person's samples
+(POST, GET /samples, DELETE /samples/{id}: serve.corrections).
 
 One classifier is loaded before the app is made and shared by every request. Uploads are read by
 serve.uploads (bounded before anything is parsed); decoding, preprocessing and the model run in FastAPI's
@@ -32,14 +33,17 @@ from digitlab.inference.decode import decode
 from digitlab.inference.mnist_like import IMAGE_SHAPE
 from digitlab.inference.read import read_images
 from digitlab.inference.recognise import recognise_images
-from digitlab.serve.schemas import ERRORS, UPLOAD_BODY, Health, PredictResponse, ReadResponse
+from digitlab.serve.corrections import add_sample, list_samples, remove_sample
+from digitlab.serve.schemas import ERRORS, UPLOAD_BODY, ErrorBody, Health, PredictResponse, ReadResponse
 from digitlab.serve.uploads import MAX_UPLOAD_BYTES, read_uploads
+from digitlab.store.samples import SamplesFolder
 
 STATIC = Path(__file__).resolve().parent / "static"
 
 
-def create_app(classifier, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI:
-    """The application serving `classifier` (from digitlab.inference.classifier.open_classifier)."""
+def create_app(classifier, max_upload_bytes: int = MAX_UPLOAD_BYTES, samples: SamplesFolder | None = None) -> FastAPI:
+    """The application serving `classifier` (from digitlab.inference.classifier.open_classifier); with `samples`
+    (store.samples.open_samples), corrections made on the page are kept there."""
     shape = tuple(classifier.image_shape)
     if shape != IMAGE_SHAPE:
         raise ConfigError(
@@ -98,9 +102,27 @@ def create_app(classifier, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI:
         readings = await run_in_threadpool(_read, classifier, uploads)
         return {"model": classifier.source, "classes": classes, "readings": readings}
 
-    @app.get("/health", response_model=Health, summary="Whether the server answers, and its model")
+    @app.get("/health", response_model=Health, summary="Whether the server answers, its model, and its samples")
     async def health() -> dict:
-        return {"status": "ok", "model": classifier.source}
+        return {"status": "ok", "model": classifier.source, "samples": str(samples.path) if samples else None}
+
+    @app.post(
+        "/samples",
+        responses=ERRORS | {409: {"model": ErrorBody, "description": "the server was started without --samples"}},
+        summary="Keep a correction as a sample of the person's writing",
+        description="Multipart fields: `label` (0-9 or not-a-digit), `seen` (the 28x28 PNG the model saw, the "
+        "answer's `image`) and optionally `file` (the picture it came from). Answers the sample's record.",
+    )
+    async def add(request: Request) -> dict:
+        return await add_sample(request, samples, max_upload_bytes)
+
+    @app.get("/samples", summary="The samples kept so far, and their count per label")
+    async def listing() -> dict:
+        return list_samples(samples)
+
+    @app.delete("/samples/{sample_id}", summary="Remove a sample", responses=ERRORS)
+    async def remove(sample_id: str) -> dict:
+        return remove_sample(samples, sample_id)
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:

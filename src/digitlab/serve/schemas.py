@@ -60,6 +60,7 @@ class ReadResponse(BaseModel):
 class Health(BaseModel):
     status: str = Field(description='"ok" while the server answers')
     model: str = Field(description="where the model came from")
+    samples: str | None = Field(description="the samples folder corrections are kept in (--samples), or null")
 
 
 class ErrorBody(BaseModel):

@@ -3,10 +3,13 @@ soon as it passes the upload limit, before anything is parsed, so a client canno
 unbounded body in memory; each part checked to be an image.
 
 Holds the limits (MAX_UPLOAD_BYTES, MAX_FILES), the errors a bad upload raises (UploadError, UploadTooLarge,
-UnsupportedType; each a DigitlabError with its HTTP status) and read_uploads.
+UnsupportedType; each a DigitlabError with its HTTP status), the bounded form (bounded_form, image_part) and the
+images of a request (read_uploads).
 """
 
 from __future__ import annotations
+
+import contextlib
 
 from fastapi import Request
 from starlette.datastructures import UploadFile
@@ -49,8 +52,9 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def read_uploads(request: Request, limit: int) -> list[tuple[str, bytes]]:
-    """(file name, bytes) of each image in a multipart request's `file` and `files` fields."""
+@contextlib.asynccontextmanager
+async def bounded_form(request: Request, limit: int):
+    """The multipart form of a request whose body was read (and bounded) first; closed on leaving."""
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() != "multipart/form-data":
         raise UnsupportedType(
@@ -69,18 +73,26 @@ async def read_uploads(request: Request, limit: int) -> list[tuple[str, bytes]]:
 
     form = await Request(request.scope, replay).form(max_files=MAX_FILES, max_fields=MAX_FILES)
     try:
-        parts = form.getlist("file") + form.getlist("files")
-        if not parts:
-            raise UploadError("no image in the request: send it in the multipart field 'file' (or several in 'files')")
-        uploads = []
-        for part in parts:
-            if not isinstance(part, UploadFile):
-                raise UploadError("the fields 'file' and 'files' must be file uploads, not text")
-            name = part.filename or "upload"
-            part_type = (part.content_type or "").split(";")[0].strip().lower()
-            if not (part_type.startswith("image/") or part_type in UNTYPED_PARTS):
-                raise UnsupportedType(f"{name}: content type {part_type} is not an image; send a PNG or JPEG")
-            uploads.append((name, await part.read()))
-        return uploads
+        yield form
     finally:
         await form.close()
+
+
+async def image_part(part, field: str) -> tuple[str, bytes]:
+    """(file name, bytes) of a form part that must be an uploaded image."""
+    if not isinstance(part, UploadFile):
+        raise UploadError(f"the field '{field}' must be a file upload, not text")
+    name = part.filename or "upload"
+    part_type = (part.content_type or "").split(";")[0].strip().lower()
+    if not (part_type.startswith("image/") or part_type in UNTYPED_PARTS):
+        raise UnsupportedType(f"{name}: content type {part_type} is not an image; send a PNG or JPEG")
+    return name, await part.read()
+
+
+async def read_uploads(request: Request, limit: int) -> list[tuple[str, bytes]]:
+    """(file name, bytes) of each image in a multipart request's `file` and `files` fields."""
+    async with bounded_form(request, limit) as form:
+        parts = [("file", part) for part in form.getlist("file")] + [("files", part) for part in form.getlist("files")]
+        if not parts:
+            raise UploadError("no image in the request: send it in the multipart field 'file' (or several in 'files')")
+        return [await image_part(part, field) for field, part in parts]

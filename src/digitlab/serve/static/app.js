@@ -1,6 +1,8 @@
 // The draw-a-number page: draw on #pad with pointer events (mouse, pen or finger), or choose a picture or take a
 // photo; send it to POST read; show the number, each digit boxed on the pad with its confidence, and "not a digit"
-// plainly. It talks to its own server only (relative URLs), and needs no library.
+// plainly. Where the server keeps samples (serve --samples), one click on the right label corrects the selected
+// digit and keeps it as a sample (POST samples; "remove" takes it back). It talks to its own server only
+// (relative URLs), and needs no library.
 "use strict";
 
 const pad = document.getElementById("pad");
@@ -14,6 +16,9 @@ let drawn = false; // something was drawn since the last Clear
 let uploaded = null; // a picture chosen or photographed, sent as it is unless drawn over
 let placement = { scale: 1, left: 0, top: 0 }; // where the sent picture's pixels lie on the pad
 let last = null; // the previous point of the stroke under way
+let keepsSamples = false; // the server was started with --samples
+let shown = null; // the reading on screen and its selected digit, for corrections
+let sent = null; // the picture the reading came from (the drawing's PNG or the chosen file)
 
 function clearPad() {
   ink.fillStyle = "#000";
@@ -112,8 +117,8 @@ async function read() {
   say("Reading...");
   try {
     const form = new FormData();
-    if (drawn || !uploaded) form.append("file", await padImage(), "drawing.png");
-    else form.append("file", uploaded, uploaded.name);
+    sent = drawn || !uploaded ? new File([await padImage()], "drawing.png", { type: "image/png" }) : uploaded;
+    form.append("file", sent, sent.name);
     const response = await fetch("read", { method: "POST", body: form });
     const answer = await response.json();
     if (!response.ok) {
@@ -164,8 +169,52 @@ function show(reading, classes) {
     cards.append(card);
   });
   drawBoxes(reading.digits);
+  shown = { reading, index: 0 };
+  document.getElementById("kept").textContent = "";
+  document.getElementById("correct").hidden = !keepsSamples || reading.digits.length === 0;
   if (reading.digits.length) select(0, reading, classes);
   else document.getElementById("bars").replaceChildren();
+}
+
+async function correct(label) {
+  // keep the selected digit, as the model saw it, with its right label and the picture it came from
+  const digit = shown.reading.digits[shown.index];
+  const kept = document.getElementById("kept");
+  const form = new FormData();
+  form.append("label", label);
+  form.append("seen", await (await fetch(digit.image)).blob(), "seen.png");
+  if (sent) form.append("file", sent, sent.name);
+  try {
+    const response = await fetch("samples", { method: "POST", body: form });
+    const answer = await response.json();
+    if (!response.ok) {
+      kept.textContent = answer.error || `the server answered ${response.status}`;
+      return;
+    }
+    kept.textContent = `kept as a sample of ${label === "not-a-digit" ? "not a digit" : label} `;
+    const undo = document.createElement("a");
+    undo.textContent = "remove";
+    undo.addEventListener("click", async () => {
+      const removed = await fetch(`samples/${answer.id}`, { method: "DELETE" });
+      kept.textContent = removed.ok ? "removed" : "could not remove it";
+    });
+    kept.append(undo);
+    kept.dataset.sample = answer.id;
+  } catch (error) {
+    kept.textContent = `no answer from the server: ${error.message}`;
+  }
+}
+
+function labelButtons() {
+  const row = document.getElementById("labels");
+  for (const label of ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "not-a-digit"]) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.dataset.label = label;
+    button.textContent = label === "not-a-digit" ? "not a digit" : label;
+    button.addEventListener("click", () => correct(label));
+    row.append(button);
+  }
 }
 
 function drawBoxes(digits) {
@@ -187,6 +236,7 @@ function drawBoxes(digits) {
 }
 
 function select(index, reading, classes) {
+  if (shown) shown.index = index;
   document.querySelectorAll("#digits .digit").forEach((card, i) => card.classList.toggle("selected", i === index));
   const digit = reading.digits[index];
   document.getElementById("bars-caption").textContent =
@@ -216,11 +266,13 @@ function select(index, reading, classes) {
 
 readButton.addEventListener("click", read);
 document.getElementById("clear").addEventListener("click", clearPad);
+labelButtons();
 clearPad();
 
 fetch("health")
   .then((response) => response.json())
   .then((health) => {
     document.getElementById("model").textContent = health.model;
+    keepsSamples = Boolean(health.samples);
   })
   .catch(() => {});
