@@ -111,7 +111,8 @@ def measure(args) -> dict:
     accuracy = float((probabilities.argmax(axis=1) == labels).mean())
     chosen = float(np.quantile(digit_scores, SELECTION_SHARE)) if args.split == "validation" else None
     log(f"{len(digits)} {args.split} digits: accuracy {accuracy:.2%}, threshold {threshold}, selection {chosen}")
-    rows = [row(f"MNIST {args.split} digits", digit_scores, None, threshold, chosen)]
+    name = "MNIST test digits" if args.split == "benchmark" else "MNIST validation digits (the run's split)"
+    rows = [row(name, digit_scores, None, threshold, chosen)]
     if args.split == "benchmark" and args.redrawn:
         seen, refused = redrawn_digits(digits[: args.redrawn], args.seed)
         title = f"MNIST test digits re-drawn as pictures (first {args.redrawn})"
