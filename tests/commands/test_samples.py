@@ -63,3 +63,24 @@ def test_refusals(capsys, tmp_path):
     assert_user_error(capsys, ["samples", "list", tmp_path / "nowhere"], "not a samples folder", code=2)
     run_cli(capsys, ["samples", "add", tmp_path / "mine", "7", picture])
     assert_user_error(capsys, ["samples", "remove", tmp_path / "mine", "../x"], "not a sample id", code=2)
+
+
+def test_a_samples_folder_is_a_dataset_for_train_and_evaluate(capsys, tmp_path):
+    folder = tmp_path / "mine"
+    for index in range(6):
+        code, _, _ = run_cli(capsys, ["samples", "add", folder, str(index % 2 * 7), seven(tmp_path / f"{index}.png")])
+        assert code == 0
+    run_cli(capsys, ["samples", "add", folder, "not-a-digit", seven(tmp_path / "x.png")])
+    run = tmp_path / "run"
+    argv = ["train", "--model", "mlp", "--epochs", 1, "--batch-size", 6, "--threads", 1, "--progress", "none"]
+    code, out, err = run_cli(capsys, [*argv, "--data-dir", folder, "--run-dir", run])
+    assert code == 0, err
+    assert "its 6 digit samples are the training and test data" in out
+    code, out, err = run_cli(capsys, ["evaluate", run, "--data-dir", folder, "--json"])
+    assert code == 0, err
+    assert json.loads(out)["images"] == 6 and "samples folder" in json.loads(out)["data"]["source"]
+    (tmp_path / "empty").mkdir()
+    run_cli(capsys, ["samples", "add", tmp_path / "empty", "not-a-digit", seven(tmp_path / "y.png")])
+    assert_user_error(
+        capsys, [*argv, "--data-dir", tmp_path / "empty", "--run-dir", tmp_path / "r2"], "no digit samples"
+    )

@@ -1,4 +1,5 @@
-"""Datasets as tensors in memory: load and verify the IDX files, split, add non-digits to train on, normalise."""
+"""Datasets as tensors in memory: load and verify the IDX files (or read a person's samples folder), split, add
+non-digits to train on, normalise."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import torch
 from digitlab.data.fetch import Located, locate, named_folder
 from digitlab.data.idx import FILES, is_gzip, parse, read_file, sha256
 from digitlab.data.known import CUSTOM, DATASET_CHOICES, KNOWN, KnownDataset, identify, matching_files
+from digitlab.data.samples_files import is_samples_folder, read_samples
 from digitlab.errors import DataError
 
 # MNIST's training-set pixel statistics after scaling to [0, 1]; training and predict both use these.
@@ -63,6 +65,8 @@ def load(data_dir: str | Path | None = None, log=print, expect: str = "auto") ->
     files must be that dataset), or "custom" (take the files as they are)."""
     if expect not in DATASET_CHOICES:
         raise DataError(f"unknown dataset {expect!r}; choose one of: {', '.join(DATASET_CHOICES)}")
+    if is_samples_folder(data_dir):
+        return from_samples(Path(data_dir), log)
     if expect not in ("auto", "mnist") and not named_folder(data_dir):
         wanted = KNOWN[expect].title if expect in KNOWN else "custom data"
         raise DataError(
@@ -171,6 +175,22 @@ def prepare(dataset: Dataset, val_size: int = 0, train_limit: int = 0, test_limi
         val_images=val_images,
         val_labels=val_labels,
     )
+
+
+def from_samples(folder: Path, log=print) -> Dataset:
+    """A person's samples folder as a dataset: its digit samples are both the training and the test split (to
+    evaluate a model on a person's writing, or to train on it alone); its "not a digit" samples are left out."""
+    records, images, labels = read_samples(folder)
+    digits = labels != NOT_A_DIGIT
+    if not digits.any():
+        raise DataError(f"{folder} holds no digit samples; add some with 'digitlab samples add {folder} LABEL IMAGE'")
+    log(f"note: {folder} is a samples folder: its {int(digits.sum())} digit samples are the training and test data")
+    images, labels = torch.from_numpy(images[digits]), torch.from_numpy(labels[digits])
+    ids = "".join(record["id"] for record, keep in zip(records, digits) if keep)
+    return Dataset(
+        images, labels, images.clone(), labels.clone(), f"samples folder {folder}",
+        {"samples": hashlib.sha256(ids.encode()).hexdigest()}, CUSTOM, None,
+    )  # fmt: skip
 
 
 def with_negatives(dataset: Dataset, images: torch.Tensor) -> Dataset:

@@ -11,15 +11,13 @@ into. Writes are bounded (MAX_SAMPLES per folder, MAX_ORIGINAL_BYTES per picture
 are checked to be what add() makes), and are safe with concurrent writers: the count is checked under a
 lock on the marker file.
 
-Holds the labels (LABELS, NOT_A_DIGIT_LABEL, label_index), the limits, SampleError, SamplesFolder (add, remove,
-records, load) and open_samples.
+Holds the limits (MAX_SAMPLES, MAX_ORIGINAL_BYTES), SamplesFolder (add, remove, records, load) and open_samples;
+the folder's names and labels, and reading it, are data.samples_files' (a samples folder is also a dataset).
 """
 
 from __future__ import annotations
 
 import io
-import json
-import re
 import secrets
 import time
 from pathlib import Path
@@ -27,30 +25,25 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from digitlab.errors import DataError, DigitlabError
-from digitlab.store.files import atomic_write, read_json, remove_temporaries, write_json
+from digitlab.data.samples_files import (  # noqa: F401 - the folder's names and labels, re-exported for callers
+    IMAGE_SHAPE,
+    LABELS,
+    MARKER,
+    NOT_A_DIGIT,
+    NOT_A_DIGIT_LABEL,
+    SAMPLE_ID,
+    SampleError,
+    label_index,
+    read_record,
+    read_samples,
+    record_paths,
+)
+from digitlab.store.files import atomic_write, remove_temporaries, write_json
 from digitlab.store.lock import waiting
 
-MARKER = "digitlab-samples.json"
 FORMAT = 1
-NOT_A_DIGIT_LABEL = "not-a-digit"  # a correction saying the picture holds no digit
-LABELS = (*(str(digit) for digit in range(10)), NOT_A_DIGIT_LABEL)
-NOT_A_DIGIT = -1  # the class index a "not a digit" sample trains toward (no class: the uniform distribution)
 MAX_SAMPLES = 10_000  # per folder: a person's corrections, not a dataset
 MAX_ORIGINAL_BYTES = 5 * 1024 * 1024  # the largest original picture kept (the server's upload limit)
-SAMPLE_ID = re.compile(r"[0-9a-f]{32}")
-IMAGE_SHAPE = (28, 28)
-
-
-class SampleError(DataError):
-    """A sample or a samples folder that cannot be used (exit 2, HTTP 400)."""
-
-
-def label_index(label: str) -> int:
-    """The class index of a label ("0".."9"; "not-a-digit" is NOT_A_DIGIT); SampleError for anything else."""
-    if label not in LABELS:
-        raise SampleError(f"unknown label {label!r}; a sample's label is a digit 0-9 or {NOT_A_DIGIT_LABEL!r}")
-    return NOT_A_DIGIT if label == NOT_A_DIGIT_LABEL else int(label)
 
 
 class SamplesFolder:
@@ -70,7 +63,7 @@ class SamplesFolder:
             raise SampleError(f"the picture is {len(original):,} bytes, over the limit of {MAX_ORIGINAL_BYTES:,}")
         suffix = _picture_suffix(original) if original is not None else None
         with waiting(self.path / MARKER):
-            count = len(self._record_paths())
+            count = len(record_paths(self.path))
             if count >= MAX_SAMPLES:
                 raise SampleError(
                     f"{self.path} holds {count:,} samples, the limit; remove some (digitlab samples remove) or "
@@ -103,7 +96,7 @@ class SamplesFolder:
         path = self.path / f"{sample_id}.json"
         if not path.is_file():
             raise SampleError(f"{self.path} holds no sample {sample_id}; 'digitlab samples list' shows them")
-        record = self._read(path)
+        record = read_record(path)
         path.unlink()
         for name in (record.get("image"), record.get("original")):
             if name and SAMPLE_ID.fullmatch(Path(name).name[:32]):
@@ -112,32 +105,12 @@ class SamplesFolder:
 
     def records(self) -> list[dict]:
         """Every sample's record, oldest first."""
-        return sorted((self._read(path) for path in self._record_paths()), key=lambda r: (r["created"], r["id"]))
+        return sorted((read_record(path) for path in record_paths(self.path)), key=lambda r: (r["created"], r["id"]))
 
     def load(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """(images uint8 (N, 28, 28), labels int64 (N,) with NOT_A_DIGIT for non-digits, ids), oldest first."""
-        records = self.records()
-        images = np.zeros((len(records), *IMAGE_SHAPE), dtype=np.uint8)
-        for row, record in enumerate(records):
-            path = self.path / Path(record["image"]).name
-            try:
-                with Image.open(path) as picture:
-                    images[row] = np.asarray(picture.convert("L"))
-            except (OSError, ValueError) as error:
-                raise SampleError(f"{path}: sample {record['id']} is damaged ({error}); remove it") from None
-        labels = np.array([label_index(record["label"]) for record in records], dtype=np.int64)
+        records, images, labels = read_samples(self.path)
         return images, labels, [record["id"] for record in records]
-
-    def _record_paths(self) -> list[Path]:
-        return [path for path in self.path.glob("*.json") if SAMPLE_ID.fullmatch(path.stem)]
-
-    def _read(self, path: Path) -> dict:
-        try:
-            record = read_json(path)
-            label_index(record["label"])
-            return record
-        except (KeyError, TypeError, ValueError, json.JSONDecodeError, DigitlabError):
-            raise SampleError(f"{path} is not a sample's record; remove it") from None
 
 
 def open_samples(path: str | Path, create: bool = False) -> SamplesFolder:
