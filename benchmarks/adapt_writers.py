@@ -79,7 +79,8 @@ def measure_style(style: str, args, base, work: Path) -> dict:
     from digitlab.inference.adapt import adapt  # torch training code: only when adapting
 
     started = time.perf_counter()
-    record = adapt(args.model, adapt_images, adapt_labels, work / style, holdout=0.0, seed=args.seed,
+    # adapt's own seed left at its default: --seed chooses the samples, not the fine-tuning
+    record = adapt(args.model, adapt_images, adapt_labels, work / style, holdout=0.0,
                    data_dir=common.data_dir(args.data_dir), log=lambda *parts: None)  # fmt: skip
     wall = time.perf_counter() - started
     adapted = open_classifier(record["run_dir"])
