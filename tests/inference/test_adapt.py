@@ -105,3 +105,13 @@ def test_the_command_adapts_from_a_samples_folder(capsys, base_run, session_data
     assert record["samples"] == str(tmp_path / "mine") and len(record["adapted_on"]) + len(record["held_out"]) == 20
     assert_user_error(capsys, ["adapt", base_run, tmp_path / "nowhere", "--out", tmp_path / "r2"], "not a samples")
     assert_user_error(capsys, ["adapt", tmp_path / "mine", tmp_path / "mine", "--out", tmp_path / "r3"], "finished")
+
+
+def test_another_seed_draws_another_split_and_keeps_the_base_validation(base_run, session_data_dir, tmp_path):
+    images, labels = another_hand(40)
+    first = adapt(base_run, images, labels, tmp_path / "a", holdout=0.3, data_dir=str(session_data_dir), epochs=1,
+                  seed=0, log=quiet)  # fmt: skip
+    other = adapt(base_run, images, labels, tmp_path / "b", holdout=0.3, data_dir=str(session_data_dir), epochs=1,
+                  seed=3, log=quiet)  # fmt: skip
+    assert first["held_out"] != other["held_out"]
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["seed"] == 0  # the base's: its validation digits

@@ -102,11 +102,12 @@ def adapt(
     if len(person_negatives):
         negatives = person_negatives if negatives is None else torch.cat([negatives, person_negatives])
     config = base_config.replace(
-        init=str(base_dir), epochs=epochs, lr=LR, ema_decay=0.0, seed=seed, eval_every=0, target_acc=0.0,
+        init=str(base_dir), epochs=epochs, lr=LR, ema_decay=0.0, eval_every=0, target_acc=0.0,
         test_eval="final", data_dir=data_dir, run_dir=str(staging), checkpoint_every=0, progress="none",
         negatives=len(negatives) if negatives is not None else 0,
-        # the validation digits must be those the base held out: its calibration and ours are fitted on them
-        val_size=base_config.val_size, train_limit=base_config.train_limit,
+        # the validation digits must be those the base held out (its seed draws them): its calibration and ours
+        # are fitted on them; `seed` chooses the held-out samples and the replay instead
+        seed=base_config.seed, val_size=base_config.val_size, train_limit=base_config.train_limit,
     )  # fmt: skip
     replay_seed = seed
 
