@@ -36,14 +36,59 @@ def test_a_wide_mark_is_cut_into_pieces_and_choose_can_group_them():
     plane[20:60, 20:26] = plane[20:60, 60:66] = True
     plane[20:23, 20:66] = True  # two bars joined at the top: one mark, 46 px wide for a 40-px line
     line = segment.pieces(plane)
-    assert len(line.pieces) == 2
-    whole = line.spans.index((0, 2))
+    assert len(line.pieces) >= 2 and {piece.mark for piece in line.pieces} == {0}
+    boxes = [segment.box(line, span) for span in line.spans]
+    whole = [k for k, b in enumerate(boxes) if b[0] <= 20 and b[2] >= 66]
+    assert whole
     scores = np.full(len(line.spans), -5.0)
     scores[whole] = 0.0  # the model reads the pair as one digit
-    assert segment.choose(line, scores) == [(0, 2)]
-    scores[:] = -0.01
-    scores[whole] = -5.0  # or each bar as a digit
-    assert segment.choose(line, scores) == [(0, 1), (1, 2)]
+    assert segment.choose(line, scores) == [line.spans[whole[0]]]
+    # or each bar as a digit: the left bar with the top bar's left half, the right one with the rest
+    halves = [k for k, b in enumerate(boxes) if (b[0] <= 20 and 26 <= b[2] <= 50) or (30 <= b[0] <= 60 and b[2] >= 66)]
+    assert len(halves) >= 2
+    scores[:] = -5.0
+    scores[halves] = -0.01
+    chosen = segment.choose(line, scores)
+    assert len(chosen) == 2 and all(line.spans.index(span) in halves for span in chosen)
+
+
+def test_a_cut_crossing_two_strokes_costs_more_than_one():
+    plane = np.zeros((80, 200), dtype=bool)
+    plane[20:60, 20:26] = plane[20:60, 56:62] = True
+    plane[20:23, 20:62] = plane[57:60, 20:62] = True  # a box: any cut through it crosses two strokes
+    line = segment.pieces(plane)
+    inner = [piece.crossed for piece in line.pieces[1:]]
+    assert inner and min(inner) >= 2
+    scores = np.zeros(len(line.spans))  # every part reads as surely as the whole
+    (only,) = segment.choose(line, scores)
+    assert only == (0, len(line.pieces))  # the shape penalties keep it one digit
+
+
+def test_the_line_slant_is_measured_and_taken_out_before_cutting():
+    plane = np.zeros((80, 200), dtype=bool)
+    for row in range(20, 60):  # two bars leaning forward by 0.3 columns per row, joined at the bottom
+        shift = round(0.3 * (59 - row))
+        plane[row, 40 + shift : 46 + shift] = plane[row, 75 + shift : 81 + shift] = True
+    plane[57:60, 40:81] = True
+    line = segment.pieces(plane)
+    assert abs(line.slant - 0.3) < 0.05
+    # the cuts lean with the bars: each bar's upper part lies whole in one piece, a different one for each
+    left, right = (
+        line.labels[20:50][plane[20:50] & (np.arange(200) < 70)],
+        line.labels[20:50][plane[20:50] & (np.arange(200) >= 70)],
+    )
+    assert len(set(left.tolist())) == 1 and len(set(right.tolist())) == 1 and left[0] != right[0]
+
+
+def test_groups_put_a_bar_with_its_body_and_keep_digits_apart():
+    plane = bars(20, 80, 140)
+    plane[14:17, 80:110] = True  # a bar over the second mark, apart from it
+    line = segment.pieces(plane)
+    assert len(line.pieces) == 4
+    singles = [(k, k + 1) for k in range(4)]
+    assert len(segment.groups(line, singles)) == 3  # the bar stands with the mark below it
+    narrow = segment.pieces(bars(20, 28))  # 2 px apart: within APART H, one group
+    assert len(segment.groups(narrow, [(0, 1), (1, 2)])) == 1
 
 
 def test_a_detached_bar_goes_with_its_digit():

@@ -13,8 +13,9 @@ read_number(classifier, image, name) answers one picture (JSON-serialisable):
 
 read_images() answers a batch of pictures (each digit with "image", the uint8 28x28 the model saw, and its
 probabilities as an array), read_files() a command line's files (an error entry for a bad file, the others
-still read). Pages (Page, page) and the digits chosen on them (chosen_spans) also serve predict's "several
-digits" verdict (recognise). Holds MAX_DIGITS and MAX_MARKS, the bounds on one picture's work.
+still read). Pages (Page, page), the digits chosen on them (chosen_spans) and how many
+digits predict should say a picture holds (several) serve predict's "several digits" verdict (recognise). Holds
+MAX_DIGITS and MAX_MARKS, the bounds on one picture's work.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from digitlab.inference.recognise import Source, answer, check_shape, judge, sho
 
 MAX_DIGITS = 32  # digits read from one picture: a line, not a page
 MAX_MARKS = 4 * MAX_DIGITS  # pieces of ink on one picture (a digit may be in several): bounds the candidates
+CONFIDENT = 0.9  # several(): a digit this probable counts, for a model without a 'not a digit' threshold
 
 
 @dataclass
@@ -84,10 +86,23 @@ def page(image: Image.Image, name: str, ink: tuple[np.ndarray, float] | None = N
 def chosen_spans(found: Page, probabilities: np.ndarray) -> list[int]:
     """The indices into found.line.spans of the digits read, left to right, from the candidates' probabilities
     (one row per span)."""
-    best = np.log(np.clip(np.asarray(probabilities, dtype=np.float64).max(axis=1), 1e-12, None))
-    chosen = segment.choose(found.line, best)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    best = np.log(np.clip(probabilities.max(axis=1), 1e-12, None))
+    chosen = segment.choose(found.line, best, probabilities.argmax(axis=1))
     index = {span: k for k, span in enumerate(found.line.spans)}
     return [index[span] for span in chosen]
+
+
+def several(found: Page, probabilities: np.ndarray, reject_below: float | None) -> int:
+    """How many digits predict says the picture holds: the digits read (chosen_spans) when they fall in two or
+    more groups of marks standing apart (segment.groups) that each hold a digit read at or above `reject_below`
+    (CONFIDENT without one); else 1. Cuts inside one mark never make several: a wide or slanted digit stays one."""
+    chosen = chosen_spans(found, probabilities)
+    threshold = CONFIDENT if reject_below is None else reject_below
+    sure = [float(np.max(probabilities[k])) >= threshold for k in chosen]
+    standing = segment.groups(found.line, [found.line.spans[k] for k in chosen])
+    confident = sum(any(sure[k] for k in group) for group in standing)
+    return len(chosen) if confident >= 2 else 1
 
 
 def read_images(classifier: Classifier, pictures: list[tuple[str, Image.Image]]) -> list[dict]:

@@ -7,7 +7,8 @@ does not cost the answers for the rest. Each answer has the same fields as the w
 Every answer of predict says whether it is "not a digit" ("not_a_digit": bool, "reason": str | None), the
 digit, label, probability and top3 fields still the model's best guess: "low confidence" when the calibrated
 top probability is under the classifier's reject_below, "several digits (N): ..." when the picture holds a
-line of N >= 2 digits (inference.read's segmentation finds them).
+line of N >= 2 digits: separate marks standing apart that each read as a confident digit (inference.read.several),
+never a digit cut in two.
 
 Holds the answers for images (recognise) or for probabilities already computed (describe, answer), the
 verdict (judge, SEVERAL), the image files command-line arguments name (find_images), one file's image as the
@@ -129,15 +130,15 @@ def _answers(classifier: Classifier, seen: list) -> list[dict]:
     has "image" (its 28x28) and "probabilities" (an array) besides recognise()'s and judge()'s fields."""
     from digitlab.inference import read
 
-    several = [found for _, found in seen if found is not None and len(found.line.pieces) > 1]
+    several = [found for _, found in seen if found is not None and len({p.mark for p in found.line.pieces}) > 1]
     images = [image for image, _ in seen] + [image for found in several for image in found.images]
     probabilities = classifier.probabilities(np.stack(images))
     digits, start = {}, len(seen)
+    reject_below = getattr(classifier, "reject_below", None)
     for found in several:  # a single mark is one digit; several may still be one (a 5's bar): the model says
         rows = probabilities[start : start + len(found.images)]
         start += len(found.images)
-        digits[id(found)] = len(read.chosen_spans(found, rows))
-    reject_below = getattr(classifier, "reject_below", None)
+        digits[id(found)] = read.several(found, rows, reject_below)
     return [
         judge(answer(row, classifier.class_names), reject_below, digits.get(id(found), 1))
         | {"probabilities": row, "image": image}
