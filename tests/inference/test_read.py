@@ -112,3 +112,40 @@ def test_too_many_digits_are_refused_in_one_line(classifier):
 def test_a_blank_picture_is_refused(classifier):
     with pytest.raises(ImageError, match="no ink"):
         read_number(classifier, Image.new("L", (100, 60), 255), "blank.png")
+
+
+def wide_zero() -> Image.Image:
+    """A 0 wider than it is tall (1.2 H): one mark, wider than a cut is considered in."""
+    picture = Image.new("L", (320, 200), 255)
+    ImageDraw.Draw(picture).ellipse([40, 30, 256, 210 - 30], outline=0, width=14)
+    return picture
+
+
+def slanted(strokes: list, lean: float) -> list:
+    """Strokes (fractions of the canvas) leaning forward by `lean` columns per row, kept inside the canvas."""
+    return [[(0.1 + 0.7 * x + lean * (0.9 - y) * 0.7, y) for x, y in points] for points in strokes]
+
+
+@pytest.mark.parametrize("name", ["wide zero", "slanted seven", "slanted four"])
+def test_a_wide_or_slanted_single_digit_is_not_cut_in_two(classifier, name):
+    if name == "wide zero":
+        picture = wide_zero()
+    else:
+        picture = drawing(size=(260, 200), strokes=slanted([SEVEN] if "seven" in name else FOUR, 0.45))
+    reading = read_number(classifier, picture, f"{name}.png")
+    assert len(reading["digits"]) == 1, reading["number"]
+    (answer,) = recognise_images(classifier, [(f"{name}.png", picture)])
+    assert answer["reason"] is None or not answer["reason"].startswith("several")
+
+
+def test_predict_does_not_call_one_digit_in_two_marks_several(classifier):
+    picture = drawing(strokes=[FIVE_BODY, FIVE_BAR])  # a 5 whose bar is a separate stroke
+    (answer,) = recognise_images(classifier, [("five.png", picture)])
+    assert answer["reason"] is None or not answer["reason"].startswith("several")
+
+
+def test_touching_neighbours_are_split_into_their_digits(classifier):
+    picture = line("77", step=90)  # the first 7's stem runs into the second one's bar: one mark
+    assert read_number(classifier, picture, "touching.png")["number"] == "77"
+    (answer,) = recognise_images(classifier, [("touching.png", picture)])
+    assert not (answer["reason"] or "").startswith("several")  # one mark: predict does not cut inside it
