@@ -25,18 +25,19 @@ from scipy import ndimage
 from digitlab.inference import cutting
 
 SPECK = 0.2  # a mark whose height and width are both under this share of H is a speck (dust, a dot)
+MEASURED = 3  # pixels: marks smaller than this do not count towards the line's slant
 MAX_PIECES = 6  # a digit is at most this many consecutive pieces
 MAX_WIDTH = 1.6  # and at most this many H wide
 # choose()'s score of a candidate digit: its best class's log probability, plus BONUS, less WIDE per H of width
 # beyond 1.1 H and GAP per H of empty columns inside it; a small mark (under SMALL H tall) may be skipped for SKIP
-BONUS = 0.0
+BONUS = -0.25
 WIDE = 2.0
 SHORT, LOW = 10.0, 0.6  # less SHORT per H of height under LOW H: a digit stands as tall as the line
 GAP = 4.0
-CROSS = 3.0  # less CROSS per stroke beyond FREE_CROSS the cut on its left crossed (touching digits: one, mostly;
+CROSS = 2.0  # less CROSS per stroke beyond FREE_CROSS the cut on its left crossed (touching digits: one, mostly;
 FREE_CROSS = 1  # a cut through one digit crosses two or more)
 # less PRIOR * z^2 / 2 for its upright width over height z spreads beyond one from its best class's mean (ASPECT)
-PRIOR = 1.0
+PRIOR = 0.5
 JOIN = 1.0  # less JOIN per separate mark it holds, by how far apart they stand upright (_apart)
 # MNIST training digits (20,000, ink above 80/255, each digit's own slant taken out): width / height, mean and
 # spread per class 0-9; spreads count as at least ASPECT_FLOOR (a writer's slant is taken out only roughly)
@@ -89,11 +90,12 @@ def pieces(binary: np.ndarray) -> Line:
     widths = np.array([s[1].stop - s[1].start for s in boxes], dtype=float)
     if count == 0:
         return Line(1.0, np.zeros(binary.shape, np.int32), [], [], rules)
-    height = cutting.line_height(heights)
+    slant = cutting.slant(marks, [k + 1 for k in range(count) if max(heights[k], widths[k]) >= MEASURED])
+    rough = cutting.line_height(heights)  # each mark on its own: a digit broken in two counts as two short ones
+    height = _line_height(marks, boxes, slant, [k for k in range(count) if max(heights[k], widths[k]) >= SPECK * rough])
     labels = np.zeros(binary.shape, dtype=np.int32)
     found: list[tuple[int, int]] = []  # per piece: strokes the cut on its left crossed, its mark
     kept = [k for k in range(count) if max(heights[k], widths[k]) >= SPECK * height]
-    slant = cutting.slant(marks, [k + 1 for k in kept])
     for index in kept:
         rows, cols = boxes[index]
         mark = marks[rows, cols] == index + 1
@@ -123,6 +125,24 @@ def pieces(binary: np.ndarray) -> Line:
     line = Line(height, remap[labels], [made[k] for k in order], [], rules, slant)
     line.spans = _spans(line)
     return line
+
+
+def _line_height(marks: np.ndarray, boxes: list, slant: float, kept: list[int]) -> float:
+    """H: the median height of the line's digits, each the `kept` marks whose ink overlaps upright (a digit whose
+    strokes broke apart counts once, at its full height), of those at least cutting.TALL of the tallest."""
+    rows, cols = np.indices(marks.shape)
+    upright = cols + slant * rows
+    low = np.array(ndimage.minimum(upright, marks, np.array(kept) + 1), ndmin=1)
+    high = np.array(ndimage.maximum(upright, marks, np.array(kept) + 1), ndmin=1)
+    spans = []  # per group: [left, right, top, bottom]
+    for j in np.argsort(low, kind="stable"):
+        k = kept[j]
+        top, bottom = boxes[k][0].start, boxes[k][0].stop
+        if spans and low[j] <= spans[-1][1]:
+            spans[-1] = [spans[-1][0], max(spans[-1][1], high[j]), min(spans[-1][2], top), max(spans[-1][3], bottom)]
+        else:
+            spans.append([low[j], high[j], top, bottom])
+    return cutting.line_height(np.array([bottom - top for _, _, top, bottom in spans], dtype=float))
 
 
 def candidate(line: Line, ink: np.ndarray, span: tuple[int, int]) -> np.ndarray:
