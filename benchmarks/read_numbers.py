@@ -14,6 +14,8 @@ right of its left neighbour so that the nearest ink of the two is, per spacing c
 rendered as a photo (digitlab.data.photo.as_photo: light, grain, pen, blur, noise, JPEG). Each digit is
 also rendered alone, the same way, and read by predict's path (inference.recognise.recognise_images).
 
+Predict's "several digits" verdict is counted on the single digits: each one it gives there is a false one.
+
 Whole-number accuracy: the string read equals the truth. Per-digit accuracy: the truth's digits less the edit
 distance between the string read and the truth, over the truth's digits (a missed or extra digit costs one).
 The best guess counts, "not a digit" verdicts aside (they are counted separately). Writes
@@ -183,8 +185,16 @@ def markdown(result: dict) -> str:
         lines.append(
             f"| {spacing} | {row['numbers']} | {row['digits']} | {100 * row['whole_number']:.2f} | "
             f"{100 * row['per_digit']:.2f} | {100 * row['single_digit']:.2f} | >= {100 * TARGETS[spacing]:.0f} | "
-            f"{row['wrong_count']} | {row['singles_said_several']} |"
+            f"{row['wrong_count']} | {row['singles_said_several']} "
+            f"({100 * row['singles_said_several'] / row['digits']:.2f}%) |"
         )
+    said = sum(row["singles_said_several"] for row in result["classes"].values())
+    singles = sum(row["digits"] for row in result["classes"].values())
+    lines += [
+        "",
+        f"Predict called a single photographed digit 'several digits' {said} times in {singles} "
+        f"({100 * said / singles:.2f}%; target under 0.5%).",
+    ]
     lines += ["", "Some numbers read wrong (truth -> read):", ""]
     for spacing, row in result["classes"].items():
         lines.append(f"- {spacing}: " + ", ".join(f"{t} -> {r}" for t, r in row["examples_wrong"]))

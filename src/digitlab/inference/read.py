@@ -15,7 +15,7 @@ read_images() answers a batch of pictures (each digit with "image", the uint8 28
 probabilities as an array), read_files() a command line's files (an error entry for a bad file, the others
 still read). Pages (Page, page), the digits chosen on them (chosen_spans) and how many
 digits predict should say a picture holds (several) serve predict's "several digits" verdict (recognise). Holds
-MAX_DIGITS and MAX_MARKS, the bounds on one picture's work.
+MAX_DIGITS, MAX_MARKS and MAX_PARTS, the bounds on one picture's work.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ from digitlab.inference.mnist_like import ink_to_mnist, raw_ink, scaled_ink
 from digitlab.inference.recognise import Source, answer, check_shape, judge, show, show_folder
 
 MAX_DIGITS = 32  # digits read from one picture: a line, not a page
-MAX_MARKS = 4 * MAX_DIGITS  # pieces of ink on one picture (a digit may be in several): bounds the candidates
+MAX_MARKS = 4 * MAX_DIGITS  # separate marks of ink on one picture (a digit may be in several)
+MAX_PARTS = 8 * MAX_DIGITS  # pieces once wide marks are cut: bounds the candidates (segment.MAX_PIECES per piece)
 CONFIDENT = 0.9  # several(): a digit this probable counts, for a model without a 'not a digit' threshold
 
 
@@ -68,10 +69,11 @@ def page(image: Image.Image, name: str, ink: tuple[np.ndarray, float] | None = N
         raise ImageError(
             f"{name}: no ink found beyond specks; pass a picture of digits, dark on light or light on dark"
         )
-    if len(line.pieces) > MAX_MARKS:
+    marks = len({piece.mark for piece in line.pieces})
+    if marks > MAX_MARKS or len(line.pieces) > MAX_PARTS:
         raise ImageError(
-            f"{name}: {len(line.pieces)} separate marks found, too many for one line of at most {MAX_DIGITS} digits; "
-            f"crop the picture to the number"
+            f"{name}: {marks} separate marks ({len(line.pieces)} pieces) found, too many for one line of at most "
+            f"{MAX_DIGITS} digits; crop the picture to the number"
         )
     ink_plane = scaled_ink(plane, binary & (line.labels > 0), threshold)
     sx, sy = image.size[0] / binary.shape[1], image.size[1] / binary.shape[0]  # a huge picture was reduced
