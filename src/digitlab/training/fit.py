@@ -159,7 +159,7 @@ def _run(
         )
 
     session = build_session(config, data.image_shape, data.num_classes, device, context)
-    initial_weights = state_sha256(session.model)  # before any restore: the seed alone decides it
+    initial_weights = state_sha256(session.model)  # before any restore: the seed (or --init) alone decides it
     position = (checkpointing.restore(session, log) if resuming else None) or Position()
     splits = splits_on_device(data, device)
     if context.is_main:  # TensorBoard event files, where the package is installed (store.events)
