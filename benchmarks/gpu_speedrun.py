@@ -61,6 +61,14 @@ def on_device(images: torch.Tensor, labels: torch.Tensor, device: torch.device, 
     return (x.unsqueeze(1).contiguous(memory_format=torch.channels_last) if channels else x), labels.to(device)
 
 
+def steps_per_epoch(train: tuple, batch: int) -> int:
+    """Full batches in an epoch of `train` (images, labels); SystemExit where there is none."""
+    if batch > len(train[0]):
+        raise SystemExit(f"gpu_speedrun: batch {batch} is larger than the training set ({len(train[0])} examples); "
+                         f"give smaller --batch-sizes or more data (--train-limit 0: all)")  # fmt: skip
+    return len(train[0]) // batch
+
+
 def speednet_trainer(args, train, batch: int, max_steps: int, **override) -> Trainer:
     """A SpeedNet trainer with the command line's launch, precision, channels-last and compile mode, or `override`'s."""
     given = {"launch": args.launch, "precision": args.precision, "channels_last": args.channels_last}
@@ -73,7 +81,7 @@ def select(args, train, val) -> dict:
     seed reaches the target is chosen (none: the most accurate, and `reached` says so)."""
     rows = []
     for batch in args.batch_sizes:
-        per_epoch = len(train[0]) // batch
+        per_epoch = steps_per_epoch(train, batch)
         trainer = speednet_trainer(args, train, batch, round(max(args.epochs_grid) * per_epoch))
         for epochs in args.epochs_grid:
             for lr in args.lrs:
@@ -90,19 +98,23 @@ def select(args, train, val) -> dict:
                     f"select: batch {batch}, {epochs} epochs, lr {lr}: val {min(accs):.4f} (min), "
                     f"{rows[-1]['seconds']:.3f} s"
                 )
-    reaching = [row for row in rows if row["min_val_acc"] >= args.target]
-    best = min(reaching, key=lambda row: row["seconds"]) if reaching else max(rows, key=lambda row: row["mean_val_acc"])
+    best, reached = choose(rows, args.target)
     best["chosen"] = True
-    return {
-        "rows": rows,
-        "reached": bool(reaching),
-        "chosen": {key: best[key] for key in ("batch_size", "epochs", "lr")},
-    }
+    return {"rows": rows, "reached": reached, "chosen": {key: best[key] for key in ("batch_size", "epochs", "lr")}}
+
+
+def choose(rows: list[dict], target: float) -> tuple[dict, bool]:
+    """The fastest row whose every seed reached `target` on validation, and True; else the most accurate, and False."""
+    reaching = [row for row in rows if row["min_val_acc"] >= target]
+    if reaching:
+        return min(reaching, key=lambda row: row["seconds"]), True
+    return max(rows, key=lambda row: row["mean_val_acc"]), False
 
 
 def record(args, settings: dict, train, test, seeds, **override) -> dict:
     """The settings trained on `train` once per seed (seeds apart from the selection's), scored on the test set."""
-    batch, steps = settings["batch_size"], round(settings["epochs"] * (len(train[0]) // settings["batch_size"]))
+    batch = settings["batch_size"]
+    steps = round(settings["epochs"] * steps_per_epoch(train, batch))
     trainer, runs = speednet_trainer(args, train, batch, steps, **override), []
     for seed in seeds:
         trainer.reset(seed, one_cycle(steps, settings["lr"]))
@@ -112,7 +124,8 @@ def record(args, settings: dict, train, test, seeds, **override) -> dict:
         runs.append({"seed": seed, "seconds": seconds, "test_acc": acc, "reached": acc >= args.target,
                      "eval_s": time.perf_counter() - start})  # fmt: skip
         log(f"record: seed {seed}: {seconds:.3f} s, test {acc:.4f}")
-    return {"settings": settings, "steps": steps, "setup_s": trainer.setup_s, "ran_as": trainer.ran_as, "runs": runs,
+    return {"settings": settings, "steps": steps, "examples": [len(train[0]), len(test[0])],
+            "setup_s": trainer.setup_s, "ran_as": trainer.ran_as, "runs": runs,
             "mean_seconds": statistics.mean(run["seconds"] for run in runs),
             "reached": sum(run["reached"] for run in runs),
             "mean_test_acc": statistics.mean(run["test_acc"] for run in runs)}  # fmt: skip
@@ -134,7 +147,7 @@ def levers(args, settings: dict, train, test) -> list[dict]:
 def lstm(args, train, test) -> list[dict]:
     """digitlab's paper LSTM at batch 500, Adam at lr 0.001: seconds per epoch (--lstm-epochs, median), per precision,
     with --launch and, beside it, eager launches as digitlab's trainer makes them."""
-    per_epoch, rows = len(train[0]) // 500, []
+    per_epoch, rows = steps_per_epoch(train, 500), []
     for precision in ("bf16", "fp32"):
         for launch in dict.fromkeys((args.launch, "eager")):
             steps = per_epoch * args.lstm_epochs
@@ -142,7 +155,8 @@ def lstm(args, train, test) -> list[dict]:
                               compile_mode=args.compile_mode)  # fmt: skip
             trainer.reset(0, torch.full((steps,), 0.001))
             seconds = [trainer.train(per_epoch) for _ in range(args.lstm_epochs)]
-            rows.append({"precision": precision, "launch": launch, "ran_as": trainer.ran_as, "setup_s": trainer.setup_s,
+            rows.append({"precision": precision, "launch": launch, "examples": len(train[0]),
+                         "ran_as": trainer.ran_as, "setup_s": trainer.setup_s,
                          "epoch_seconds": seconds, "seconds": statistics.median(seconds),
                          "test_acc": trainer.accuracy(*test)})  # fmt: skip
             log(f"lstm {precision} {launch}: {rows[-1]['seconds']:.3f} s per epoch ({trainer.ran_as})")

@@ -77,7 +77,8 @@ def text(result: dict, rehearsal: bool) -> str:
     if "record" in result:
         rec = result["record"]
         lines += [
-            f"## Record: the whole training set, scored on the test set (steps {rec['steps']}, "
+            f"## Record: trained on {rec['examples'][0]} training examples, scored on {rec['examples'][1]} "
+            f"test examples (steps {rec['steps']}, "
             f"set-up {rec['setup_s']:.2f} s, ran as {rec['ran_as']}; settings "
             f"{'given on the command line' if rec['settings']['given'] else 'chosen on validation'})",
             "",
@@ -97,7 +98,11 @@ def text(result: dict, rehearsal: bool) -> str:
             Column("test acc %", lambda r: percent(r["mean_test_acc"])),
         ]) + [""]  # fmt: skip
     if "lstm" in result:
-        lines += ["## Paper LSTM (digitlab's lstm: 2 layers of 128), batch 500, Adam lr 0.001, whole training set", ""]
+        lines += [
+            f"## Paper LSTM (digitlab's lstm: 2 layers of 128), batch 500, Adam lr 0.001, "
+            f"{result['lstm'][0]['examples']} training examples",
+            "",
+        ]
         lines += markdown_table(result["lstm"], [
             Column("precision", lambda r: r["precision"], "left"), Column("launch", lambda r: r["launch"], "left"),
             Column("ran as", lambda r: r["ran_as"], "left"), Column("set-up s", lambda r: number(r["setup_s"])),
