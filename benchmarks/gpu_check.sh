@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# The prepared check of the CUDA path, for a machine with a CUDA GPU; about 5 minutes:
+# The prepared check of the CUDA path, for a machine with a CUDA GPU; about 7 minutes (at most 13, by the limits):
 #   1. the gpu-marked tests (tests/gpu/: every model trains, resume is bit-identical with --deterministic,
 #      bf16, fp16 with its grad scaler, --precision auto, DDP over NCCL when two GPUs are present);
 #   2. one epoch of lstm, blstm and cnn at batch 500, fp32 and bf16, on CUDA and on this machine's CPU;
 #   3. `digitlab reproduce table4 --quick --device cuda`;
 #   4. benchmarks/step_check.py: the divergence check read every step beside every 32 (--check-every);
+#   5. benchmarks/gpu_speedrun.sh: the GPU record of issue 21 (time to 99% test, the paper LSTM's epoch), its own
+#      report written beside this one as benchmarks/results/gpu_speedrun-<date>.md (on the CPU: a --quick rehearsal,
+#      kept only in this report);
 # then writes one Markdown file of results: benchmarks/results/gpu_check-<date>.md, or the path given.
 # Data: $DIGITLAB_DATA_DIR, else ../shared/data/mnist beside the repository, else digitlab's fetch chain.
 # GPU_CHECK_DEVICE=cpu GPU_CHECK_TRAIN_ARGS="--train-limit 1000" runs the same steps on the CPU, small: a
@@ -53,8 +56,16 @@ timeout 150 "$python" benchmarks/step_check.py --device "$device" --steps "${GPU
     > "$work/step_check.md" 2> "$work/step_check.log"
 step_check_status=$?
 
+echo "== 5. the GPU record (benchmarks/gpu_speedrun.sh)" >&2
+speedrun_stem=benchmarks/results/gpu_speedrun-$(date +%Y%m%d-%H%M)
+[ "$device" = cpu ] && speedrun_stem="$work/gpu_speedrun"
+GPU_SPEEDRUN_DEVICE="$device" GPU_SPEEDRUN_TIMEOUT=290 PYTHON="$python" timeout 300 \
+    bash benchmarks/gpu_speedrun.sh --stem "$speedrun_stem" > "$work/speedrun.log" 2>&1
+speedrun_status=$?
+
 mkdir -p "$(dirname "$out")"
-"$python" - "$work" "$out" "$tests_status" "$reproduce_status" "$device" "$step_check_status" <<'PY'
+"$python" - "$work" "$out" "$tests_status" "$reproduce_status" "$device" "$step_check_status" \
+    "$speedrun_status" "$speedrun_stem" <<'PY'
 import json, subprocess, sys, time
 from pathlib import Path
 
@@ -63,7 +74,7 @@ import torch
 from digitlab.perf.machine import cpu_features, cpu_model
 
 work, out, tests_status, reproduce_status, device = Path(sys.argv[1]), Path(sys.argv[2]), *map(int, sys.argv[3:5]), sys.argv[5]
-step_check_status = int(sys.argv[6])
+step_check_status, speedrun_status, speedrun_md = int(sys.argv[6]), int(sys.argv[7]), Path(f"{sys.argv[8]}.md")
 gpu = (f"{torch.cuda.get_device_name(0)} x {torch.cuda.device_count()}" if torch.cuda.is_available()
        else "none (a rehearsal on the CPU)")
 lines = [
@@ -101,6 +112,15 @@ else:
 lines += ["", f"## 4. The step check's cost (exit {step_check_status})", ""]
 table = [line for line in (work / "step_check.md").read_text().splitlines() if line.startswith("|")]
 lines += table or ["```", *(work / "step_check.log").read_text().strip().splitlines()[-5:], "```"]
+kept = "a CPU rehearsal, not kept" if device == "cpu" else str(speedrun_md)
+lines += ["", f"## 5. The GPU record (exit {speedrun_status}; benchmarks/gpu_speedrun.sh, its report: {kept})", ""]
+speedrun = speedrun_md.read_text().splitlines() if speedrun_md.exists() else []
+summary = speedrun[speedrun.index("## Summary") + 1:] if "## Summary" in speedrun else []
+summary = summary[:next((i for i, line in enumerate(summary) if line.startswith("## ")), len(summary))]
+summary = [line for line in summary if line.strip()]
+lines += summary + ([""] if summary and speedrun_status else [])
+if speedrun_status or not summary:  # the log's end says why
+    lines += ["```", *(work / "speedrun.log").read_text().strip().splitlines()[-8:], "```"]
 out.write_text("\n".join(lines) + "\n")
 print(f"gpu_check: wrote {out}")
 PY
