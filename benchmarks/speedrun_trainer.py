@@ -71,8 +71,7 @@ class Trainer:
             except RuntimeError as error:  # an op that cannot be captured: the record runs eagerly, and says so
                 self.graph, self.ran_as = None, f"eager (capture failed: {str(error).splitlines()[0][:120]})"
                 log(f"gpu_speedrun: {self.ran_as}")
-        for _ in range(0 if self.graph else warmup):
-            self._step()
+        self._warm(warmup, self.graph.replay if self.graph else self._step)  # a graph's first replay uploads it
         self.shuffle(1)  # the shuffle's kernels loaded before the clock too
         sync(self.device)
         self.setup_s = time.perf_counter() - start
@@ -90,14 +89,19 @@ class Trainer:
         self.optimizer.step()
         self.step_index.add_(1)
 
+    def _warm(self, steps: int, step) -> None:
+        """Untimed steps, each on batch 0 (so any max_steps will do); reset() undoes what they learn."""
+        for _ in range(steps):
+            self.step_index.zero_()
+            step()
+
     def _capture(self, warmup: int) -> None:
         """PyTorch's whole-network capture: warm up on a side stream (cuDNN picks its algorithms, Adam makes its
         state), then record one step."""
         stream = torch.cuda.Stream(self.device)
         stream.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(stream):
-            for _ in range(warmup):
-                self._step()
+            self._warm(warmup, self._step)
         torch.cuda.current_stream(self.device).wait_stream(stream)
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph):
