@@ -10,6 +10,7 @@ export.py       `digitlab export`: a run's model written as a self-contained .on
 decode.py       a person's image file decoded by Pillow, or refused with one line (ImageError)
 mnist_like.py   a decoded picture brought to MNIST's form: ink found, strokes mended, 20x20, centred by mass
 segment.py      a line of handwritten digits cut into candidate digits (marks, ruled lines, touching pairs)
+answers.py      one image's answer and its "not a digit" verdict; what predict and read share (--show, shapes)
 recognise.py    image files to answers: decoded, made MNIST-like, classified in batches, judged "not a digit"
 read.py         the number in a picture: its line segmented, every candidate classified, the best reading chosen
 negatives.py    generated non-digits as the model sees them (photographed, made MNIST-like), for training

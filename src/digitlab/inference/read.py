@@ -8,7 +8,7 @@ read_number(classifier, image, name) answers one picture (JSON-serialisable):
      "reason": null,                        then why ("low confidence"), else null
      "digits": [{"box": [x0, y0, x1, y1],   the digit's ink in the picture's pixels (x1, y1 exclusive)
                  "digit": 2, "label": "2", "probability": 0.99, "top3": [...],   the model's best guess
-                 "not_a_digit": false, "reason": null,                           recognise.judge's verdict
+                 "not_a_digit": false, "reason": null,                           answers.judge's verdict
                  "probabilities": [...]}, ...]}                                  every class's, calibrated
 
 read_images() answers a batch of pictures (each digit with "image", the uint8 28x28 the model saw, and its
@@ -29,10 +29,10 @@ import numpy as np
 from PIL import Image
 
 from digitlab.inference import segment
+from digitlab.inference.answers import Source, answer, check_shape, judge, show, show_folder
 from digitlab.inference.classifier import Classifier
 from digitlab.inference.decode import ImageError, decode, load_file
 from digitlab.inference.mnist_like import ink_to_mnist, raw_ink, scaled_ink
-from digitlab.inference.recognise import Source, answer, check_shape, judge, show, show_folder
 
 MAX_DIGITS = 32  # digits read from one picture: a line, not a page
 MAX_MARKS = 4 * MAX_DIGITS  # separate marks of ink on one picture (a digit may be in several)

@@ -10,66 +10,33 @@ top probability is under the classifier's reject_below, "several digits (N): ...
 line of N >= 2 digits: separate marks standing apart that each read as a confident digit (inference.read.several),
 never a digit cut in two.
 
-Holds the answers for images (recognise) or for probabilities already computed (describe, answer), the
-verdict (judge, SEVERAL), the image files command-line arguments name (find_images), one file's image as the
-model sees it (prepare), a batch of decoded pictures' answers (recognise_images, for the web API), the whole of
-`digitlab predict MODEL FILE ...`'s work (predict_files), and what predict and read share (check_shape, the
---show folder: show_folder, show).
+Holds the answers for images (recognise), the image files command-line arguments name (find_images), one
+file's image as the model sees it (prepare), a batch of decoded pictures' answers (recognise_images, for the web
+API) and the whole of `digitlab predict MODEL FILE ...`'s work (predict_files). One answer and its verdict
+(answer, describe, judge), and what predict and read share (check_shape, show_folder, show, Source), are in
+inference.answers, below both.
 """
 
 from __future__ import annotations
 
 import glob
-import re
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from digitlab.console import class_name
-from digitlab.errors import ConfigError, RunError
+from digitlab.inference import read
+from digitlab.inference.answers import Source, answer, check_shape, describe, judge, show, show_folder
 from digitlab.inference.classifier import BATCH, Classifier
 from digitlab.inference.decode import SUFFIXES, ImageError, decode, load_file
-from digitlab.inference.mnist_like import IMAGE_SHAPE, ink_to_mnist, kept_ink, raw_ink, to_mnist
-
-TOP = 3  # the most probable classes listed with each answer
-LOW_CONFIDENCE = "low confidence"
-SEVERAL = "several digits ({count}): read them with 'digitlab read'"
-
-Source = str | Path | tuple[str, bytes]  # a file's path, or (name, bytes) read elsewhere (standard input)
+from digitlab.inference.mnist_like import ink_to_mnist, kept_ink, raw_ink, to_mnist
 
 
 def recognise(classifier: Classifier, images: np.ndarray) -> list[dict]:
     """uint8 images (N, H, W) -> per image {"digit": class index, "label": its name, "probability", "top3": the
     TOP most probable classes as [{"digit", "label", "probability"}], most probable first}."""
     return describe(classifier.probabilities(images), classifier.class_names)
-
-
-def describe(probabilities: np.ndarray, class_names: list[str] | None) -> list[dict]:
-    """recognise()'s answers from class probabilities (N, classes) already computed, so that a caller that
-    needs the probabilities too (the web API) runs the model once."""
-    return [answer(row, class_names) for row in np.asarray(probabilities)]
-
-
-def answer(probabilities: np.ndarray, class_names: list[str] | None) -> dict:
-    """One image's class probabilities as recognise() reports them."""
-    order = np.argsort(-probabilities, kind="stable")[:TOP]  # stable: ties go to the lower class index
-    top = [
-        {"digit": int(c), "label": class_name(int(c), class_names), "probability": float(probabilities[c])}
-        for c in order
-    ]
-    return top[0] | {"top3": top}
-
-
-def judge(found: dict, reject_below: float | None, digits: int = 1) -> dict:
-    """`found` (answer()'s fields) with the verdict: "not_a_digit" and its "reason" (None for a digit). `digits`:
-    how many digits the picture holds (2 or more: "several digits")."""
-    if digits >= 2:
-        return found | {"not_a_digit": True, "reason": SEVERAL.format(count=digits)}
-    if reject_below is not None and found["probability"] < reject_below:
-        return found | {"not_a_digit": True, "reason": LOW_CONFIDENCE}
-    return found | {"not_a_digit": False, "reason": None}
 
 
 def find_images(arguments: Iterable[str]) -> list[str]:
@@ -102,21 +69,9 @@ def prepare(source: Source) -> tuple[str, np.ndarray]:
     return str(source), to_mnist(load_file(source), str(source))
 
 
-def check_shape(classifier: Classifier) -> None:
-    """ConfigError unless the classifier takes the 28x28 images pictures are prepared as."""
-    if tuple(classifier.image_shape) != IMAGE_SHAPE:
-        height, width = classifier.image_shape
-        raise ConfigError(
-            f"{classifier.source} takes {height}x{width} images, but pictures are prepared as 28x28 MNIST "
-            f"digits; use a model trained on 28x28 images"
-        )
-
-
 def _seen(picture: Image.Image, name: str):
     """(the 28x28 image predict classifies, the picture's line of digits as inference.read cuts it, or None when
     it holds too many marks to be one)."""
-    from digitlab.inference import read  # here, not above: read builds on this module's answers
-
     ink = raw_ink(picture, name)
     image = ink_to_mnist(kept_ink(*ink, name))
     try:
@@ -128,8 +83,6 @@ def _seen(picture: Image.Image, name: str):
 def _answers(classifier: Classifier, seen: list) -> list[dict]:
     """predict's answers, with the verdict, for _seen()'s pairs: all images and candidates in one batch. Each
     has "image" (its 28x28) and "probabilities" (an array) besides recognise()'s and judge()'s fields."""
-    from digitlab.inference import read
-
     several = [found for _, found in seen if found is not None and len({p.mark for p in found.line.pieces}) > 1]
     images = [image for image, _ in seen] + [image for found in several for image in found.images]
     probabilities = classifier.probabilities(np.stack(images))
@@ -185,24 +138,3 @@ def predict_files(classifier: Classifier, sources: Iterable[Source], show_dir: s
     if chunk:
         classify()
     return results
-
-
-def show_folder(show_dir: str | Path | None) -> Path | None:
-    if show_dir is None:
-        return None
-    folder = Path(show_dir)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise RunError(f"cannot write {folder}: {error.strerror or error}; choose a writable folder") from None
-    return folder
-
-
-def show(folder: Path, number: int, name: str, image: np.ndarray) -> Path:
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(name).stem).strip("._") or "image"
-    path = folder / f"{number + 1:04d}-{stem}.png"
-    try:
-        Image.fromarray(image).save(path)
-    except OSError as error:
-        raise RunError(f"cannot write {path}: {error.strerror or error}; choose a writable folder") from None
-    return path
