@@ -56,7 +56,8 @@ def text(result: dict, rehearsal: bool) -> str:
              f"label smoothing {s['smoothing']}; data resident on the device, batches by index, last partial "
              f"batch of each epoch dropped",
              "- clock: the shuffle and the steps, read after synchronising; set-up (build, warm-up, capture or "
-             "compile) and evaluation apart", "", "## Summary", "", *summary(result, rehearsal), ""]  # fmt: skip
+             "compile) and evaluation (in fp32) apart",
+             "", "## Summary", "", *summary(result, rehearsal), ""]  # fmt: skip
     if "select" in result:
         sel = result["select"]
         chosen = sel["chosen"]
