@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU record of issue 21 (part 3) in one call, with a total time limit (GPU_SPEEDRUN_TIMEOUT, default 290 s;
-# the run itself takes about 1-2 minutes on one H200): benchmarks/gpu_speedrun.py's stages, select on validation,
+# expected to take 1-2 minutes on one H200, not yet measured): benchmarks/gpu_speedrun.py's stages, select on validation,
 # record on test over 10 seeds, levers, the paper LSTM's epoch; writes benchmarks/results/gpu_speedrun-<date>.md
 # and .json (each stage's results as soon as it ends, so a run cut off by the limit keeps those before).
 #   bash benchmarks/gpu_speedrun.sh                            # on a CUDA machine
