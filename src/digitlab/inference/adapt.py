@@ -163,7 +163,9 @@ def _check_samples(images: np.ndarray, labels: np.ndarray, config) -> None:
 
 def _mix(data: Dataset, images: torch.Tensor, labels: torch.Tensor, seed: int) -> Dataset:
     """The training split cut to REPLAY seeded MNIST digits (and every non-digit already in it), with the samples
-    repeated to SAMPLE_SHARE of the result."""
+    repeated to SAMPLE_SHARE of the result; no validation split to evaluate after each epoch (a person waits:
+    adapt measures on the held-out samples and the test set, and calibrate_run draws the validation digits
+    again for the calibration)."""
     train_images, train_labels = data.train_images, data.train_labels
     digits = torch.nonzero(train_labels != NOT_A_DIGIT).flatten()
     order = torch.randperm(len(digits), generator=torch.Generator().manual_seed(20_011 + seed))
@@ -173,6 +175,8 @@ def _mix(data: Dataset, images: torch.Tensor, labels: torch.Tensor, seed: int) -
         data,
         train_images=torch.cat([train_images[keep], images.repeat(repeats, 1, 1).to(train_images.dtype)]),
         train_labels=torch.cat([train_labels[keep], labels.repeat(repeats)]),
+        val_images=None,
+        val_labels=None,
     )
 
 

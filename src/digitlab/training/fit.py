@@ -77,7 +77,8 @@ def fit(
     `negatives`: with config.negatives N, at least N non-digit images (uint8 (M, H, W)) whose first N join the
     training split (made by the caller: digitlab.inference.negatives.pool for `digitlab train`).
     `training_split`: the caller's change to the training split once validation is held out and the non-digits
-    joined it (adapt: a replay subset of MNIST and a person's samples); validation and test stay as they are."""
+    joined it (adapt: a replay subset of MNIST and a person's samples; adapt also drops the validation split
+    from the evaluations after each epoch). The test split stays as it is."""
     config.validate()
     if config.negatives and (negatives is None or len(negatives) < config.negatives):
         given = 0 if negatives is None else len(negatives)
