@@ -64,6 +64,24 @@ def test_a_cut_crossing_two_strokes_costs_more_than_one():
     assert only == (0, len(line.pieces))  # the shape penalties keep it one digit
 
 
+def test_the_models_doubt_outweighs_the_shape_penalties():
+    """Touching digits often overlap, so the cut between them crosses two strokes: when the model is sure of the
+    parts and doubts the whole (a merged pair), the parts are read; when it is sure of the whole, the whole."""
+    plane = np.zeros((80, 200), dtype=bool)
+    plane[20:60, 20:26] = plane[20:60, 56:62] = True
+    plane[20:23, 20:62] = plane[57:60, 20:62] = True
+    line = segment.pieces(plane)
+    whole = line.spans.index((0, len(line.pieces)))
+    middle = len(line.pieces) // 2
+    halves = [line.spans.index((0, middle)), line.spans.index((middle, len(line.pieces)))]
+    assert line.pieces[middle].crossed >= 2
+    scores = np.full(len(line.spans), np.log(0.05))
+    scores[whole], scores[halves] = np.log(0.4), np.log(0.99)  # a merged pair: little confidence in the whole
+    assert segment.choose(line, scores) == [line.spans[k] for k in halves]
+    scores[whole], scores[halves] = np.log(0.99), np.log(0.6)  # one digit: its fragments are doubted
+    assert segment.choose(line, scores) == [line.spans[whole]]
+
+
 def test_the_line_slant_is_measured_and_taken_out_before_cutting():
     plane = np.zeros((80, 200), dtype=bool)
     for row in range(20, 60):  # two bars leaning forward by 0.3 columns per row, joined at the bottom

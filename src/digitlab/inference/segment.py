@@ -28,16 +28,21 @@ SPECK = 0.2  # a mark whose height and width are both under this share of H is a
 MEASURED = 3  # pixels: marks smaller than this do not count towards the line's slant
 MAX_PIECES = 6  # a digit is at most this many consecutive pieces
 MAX_WIDTH = 1.6  # and at most this many H wide
-# choose()'s score of a candidate digit: its best class's log probability, plus BONUS, less WIDE per H of width
-# beyond 1.1 H and GAP per H of empty columns inside it; a small mark (under SMALL H tall) may be skipped for SKIP
-BONUS = -0.25
-WIDE = 2.0
+# choose()'s score of a candidate digit: its best class's log probability times SURE, plus BONUS, less WIDE per H of
+# width beyond WIDEST H and GAP per H of empty columns inside it; a small mark (under SMALL H tall) may be skipped for
+# SKIP.
+# Tuned on `benchmarks/read_numbers.py --split train` with the shipped model fine-tuned on non-digits, which reads a
+# fragment or a merged pair with little confidence: its doubt now outweighs the shape's penalties (SURE 8)
+SURE = 8.0  # the model's doubt weighs this much against the shape's penalties
+BONUS = 0.0
+WIDE = 0.5
+WIDEST = 1.3
 SHORT, LOW = 10.0, 0.6  # less SHORT per H of height under LOW H: a digit stands as tall as the line
 GAP = 4.0
-CROSS = 2.0  # less CROSS per stroke beyond FREE_CROSS the cut on its left crossed (touching digits: one, mostly;
+CROSS = 0.5  # less CROSS per stroke beyond FREE_CROSS the cut on its left crossed (touching digits: one, mostly;
 FREE_CROSS = 1  # a cut through one digit crosses two or more)
 # less PRIOR * z^2 / 2 for its upright width over height z spreads beyond one from its best class's mean (ASPECT)
-PRIOR = 0.5
+PRIOR = 0.25
 JOIN = 1.0  # less JOIN per separate mark it holds, by how far apart they stand upright (_apart)
 # MNIST training digits (20,000, ink above 80/255, each digit's own slant taken out): width / height, mean and
 # spread per class 0-9; spreads count as at least ASPECT_FLOOR (a writer's slant is taken out only roughly)
@@ -176,7 +181,7 @@ def choose(line: Line, log_probability: np.ndarray, classes: np.ndarray | None =
         for k in ending.get(j, []):
             i = line.spans[k][0]
             digit = None if classes is None else int(classes[k])
-            score = best[i] + float(log_probability[k]) + _shape_score(line, line.spans[k], digit)
+            score = best[i] + SURE * float(log_probability[k]) + _shape_score(line, line.spans[k], digit)
             if score > best[j]:
                 best[j], back[j] = score, line.spans[k]
     chosen, j = [], count
@@ -226,7 +231,7 @@ def _shape_score(line: Line, span: tuple[int, int], digit: int | None = None) ->
         covered[piece.box[0] - x0 : piece.box[2] - x0] |= piece.columns
     empty = float((~covered).sum()) / line.height
     short = SHORT * max(0.0, LOW - (y1 - y0) / line.height)
-    return BONUS + prior - cut - WIDE * max(0.0, (x1 - x0) / line.height - 1.1) - GAP * empty - short
+    return BONUS + prior - cut - WIDE * max(0.0, (x1 - x0) / line.height - WIDEST) - GAP * empty - short
 
 
 def _apart(line: Line, span: tuple[int, int]) -> float:
