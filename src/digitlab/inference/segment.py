@@ -61,7 +61,7 @@ ASPECT = (
 ASPECT_FLOOR = 0.15
 SPREADS = 1.0  # widths within this many spreads of the mean cost nothing
 SMALL = 0.4
-SKIP = -1.0
+SKIP = -3.0  # dear enough with SURE 8 that a non-digit's small parts are not dropped to read one fragment confidently
 APART = 0.1  # groups(): marks nearer than this share of H, upright, stand together
 SOFT_EDGE = 2  # pixels of soft ink around the marks that go with the nearest piece
 
