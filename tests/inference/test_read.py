@@ -149,3 +149,13 @@ def test_touching_neighbours_are_split_into_their_digits(classifier):
     assert read_number(classifier, picture, "touching.png")["number"] == "77"
     (answer,) = recognise_images(classifier, [("touching.png", picture)])
     assert not (answer["reason"] or "").startswith("several")  # one mark: predict does not cut inside it
+
+
+def test_a_star_is_read_as_no_digit_not_as_its_most_digit_like_part(classifier):
+    """A star is one mark cut into pieces; one part alone may read as a confident digit, but its other parts are
+    not small specks to be dropped for it (segment.SKIP): the reading holds no digit."""
+    star = Image.new("L", (200, 200), 255)
+    points = [(100, 20), (140, 170), (20, 70), (180, 70), (60, 170), (100, 20)]
+    ImageDraw.Draw(star).line(points, fill=0, width=16, joint="curve")  # as tests/serve draws it
+    reading = read_number(classifier, star, "star.png")
+    assert reading["not_a_digit"] and "?" in reading["number"]
