@@ -4,11 +4,9 @@ run directory alone, classify MNIST test digits drawn as text."""
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 
-from digitlab.commands.options import DATA_DIR, WEIGHTS
+from digitlab.commands.options import DATA_DIR, WEIGHTS, print_answers, split_model
 from digitlab.errors import ConfigError
 
 HELP = "recognise the digits in your own image files (made MNIST-like first), or classify test digits"
@@ -49,11 +47,10 @@ def run(args: argparse.Namespace) -> int:
     """MODEL is the first argument only if it names one, else the default model answers. A file that cannot be
     used is reported on stderr, one line, and the others still answered; the exit code is then 2."""
     from digitlab import console
-    from digitlab.inference.classifier import is_model, open_classifier
+    from digitlab.inference.classifier import open_classifier
     from digitlab.inference.recognise import find_images, predict_files
 
-    inputs = args.inputs
-    model, images = (inputs[0], inputs[1:]) if inputs and is_model(inputs[0]) else (None, list(inputs))
+    model, images = split_model(args.inputs)
     if not images:
         if model is None or Path(model).suffix.lower() == ".onnx":
             raise ConfigError(
@@ -72,14 +69,7 @@ def run(args: argparse.Namespace) -> int:
         )
     classifier = open_classifier(model, device=args.device, weights=args.weights)
     results = predict_files(classifier, find_images(images), args.show_preprocessed)
-    failed = [result for result in results if "error" in result]
-    for result in failed:
-        print(f"digitlab: {result['error']}", file=sys.stderr)
-    if args.json:
-        print(json.dumps({"model": classifier.source, "predictions": results}, indent=2))
-    elif len(failed) < len(results):
-        print(console.format_predictions([result for result in results if "error" not in result]))
-    return 2 if failed else 0
+    return print_answers(results, "predictions", classifier.source, args.json, console.format_predictions)
 
 
 def classify_test_digits(run_dir: str, samples: int, data_dir: str | None, weights: str) -> None:

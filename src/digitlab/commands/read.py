@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 
+from digitlab.commands.options import print_answers, split_model
 from digitlab.errors import ConfigError
 
 HELP = "read the number (a line of handwritten digits) in each of your image files"
@@ -37,21 +36,13 @@ def run(args: argparse.Namespace) -> int:
     """MODEL is the first argument only if it names one. A file that cannot be read is reported on stderr, one
     line, and the others still read; the exit code is then 2."""
     from digitlab import console
-    from digitlab.inference.classifier import is_model, open_classifier
+    from digitlab.inference.classifier import open_classifier
     from digitlab.inference.read import read_files
     from digitlab.inference.recognise import find_images
 
-    inputs = args.inputs
-    model, images = (inputs[0], inputs[1:]) if inputs and is_model(inputs[0]) else (None, list(inputs))
+    model, images = split_model(args.inputs)
     if not images:
         raise ConfigError("pass the image files to read: digitlab read [MODEL] IMAGE ...")
     classifier = open_classifier(model, device=args.device)
     results = read_files(classifier, find_images(images), args.show_segments)
-    failed = [result for result in results if "error" in result]
-    for result in failed:
-        print(f"digitlab: {result['error']}", file=sys.stderr)
-    if args.json:
-        print(json.dumps({"model": classifier.source, "readings": results}, indent=2))
-    elif len(failed) < len(results):
-        print(console.format_readings([result for result in results if "error" not in result]))
-    return 2 if failed else 0
+    return print_answers(results, "readings", classifier.source, args.json, console.format_readings)
