@@ -53,7 +53,9 @@ class TrainConfig:
     blstm_head: str = setting(
         "paper", "model", "BLSTM head: 'paper' (out[:, -1, :], as Su 2018) or 'final' (both directions' final states)"
     )
-    init: str | None = setting(None, "model", "fine-tune: start from the weights of this finished run (same model)")
+    init: str | None = setting(
+        None, "optimisation", "fine-tune: start from the weights of this finished run (the same model settings)"
+    )
     # --- optimisation ---
     optimizer: str = setting("adam", "optimisation", f"{_either(OPTIMIZERS)} (digitlab.optim)")
     lr: float = setting(0.001, "optimisation", "learning rate (the paper's 0.001 for every optimizer)")
