@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 import common
+from common import percent
 from digitlab.data import writers
 from digitlab.data.photo import as_photo
 from digitlab.inference.classifier import open_classifier
@@ -97,10 +98,6 @@ def measure_style(style: str, args, base, work: Path) -> dict:
     return row
 
 
-def _percent(share) -> str:
-    return "-" if share is None else f"{100 * share:.2f}"
-
-
 def _seconds(value) -> str:
     return "-" if value is None else f"{value:.1f}"
 
@@ -123,9 +120,9 @@ def markdown(result: dict) -> str:
     ]
     for r in rows:
         lines.append(
-            f"| {r['style']} | {r['about']} | {_percent(r['before'])} | {_percent(r.get('after'))} "
-            f"| {_percent(r.get('refused_after'))} | {_percent(r.get('mnist_before'))} "
-            f"| {_percent(r.get('mnist_after'))} | {_seconds(r.get('seconds'))} | {_seconds(r.get('seconds_call'))} "
+            f"| {r['style']} | {r['about']} | {percent(r['before'])} | {percent(r.get('after'))} "
+            f"| {percent(r.get('refused_after'))} | {percent(r.get('mnist_before'))} "
+            f"| {percent(r.get('mnist_after'))} | {_seconds(r.get('seconds'))} | {_seconds(r.get('seconds_call'))} "
             f"| {r['refused_photos']} |"
         )
     adapted = [r for r in rows if "after" in r]
@@ -135,7 +132,7 @@ def markdown(result: dict) -> str:
         slowest = max(r["seconds_call"] for r in adapted)
         lines += [
             "",
-            f"Targets: every style >= {100 * TARGETS['after']:.0f}% after adapting (lowest {_percent(worst)}%): "
+            f"Targets: every style >= {100 * TARGETS['after']:.0f}% after adapting (lowest {percent(worst)}%): "
             f"{'met' if worst >= TARGETS['after'] else 'NOT met'}; MNIST test down by at most "
             f"{100 * TARGETS['mnist_drop']:.1f} point (largest drop {100 * drop:.2f}): "
             f"{'met' if drop <= TARGETS['mnist_drop'] + 1e-9 else 'NOT met'}; at most {TARGETS['seconds']:.0f} s "

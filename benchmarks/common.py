@@ -36,6 +36,15 @@ def add_out(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=str(RESULTS), help="folder for the .json and .md results")
 
 
+def add_model(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None, help="a run directory or .onnx file (default: the shipped model)")
+
+
+def percent(share: float | None) -> str:
+    """A share as a percentage with two decimals for a results table; "-" where there is none."""
+    return "-" if share is None else f"{100 * share:.2f}"
+
+
 def data_dir(given: str | None) -> str | None:
     """--data-dir, else the shared MNIST copy beside the repository when it holds the four files, else None
     (digitlab's own fetch chain: $DIGITLAB_DATA_DIR, the cache, the mirrors, npm)."""

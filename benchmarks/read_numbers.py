@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", choices=("test", "train"), default="test", help="the MNIST digits composed")
     parser.add_argument("--seed", type=common.count, default=0, help="seed of the composition and rendering")
     parser.add_argument("--classes", type=common.names(CLASSES), default=list(CLASSES), help="spacing classes")
-    parser.add_argument("--model", default=None, help="a run directory or .onnx file (default: the shipped model)")
+    common.add_model(parser)
     common.add_out(parser)
     common.add_data_dir(parser)
     args = parser.parse_args(argv)

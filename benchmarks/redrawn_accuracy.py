@@ -29,6 +29,7 @@ from PIL import Image
 from scipy import ndimage
 
 import common
+from common import percent
 from digitlab.inference.classifier import open_classifier
 from digitlab.inference.recognise import predict_files
 from digitlab.perf import benchmark_report
@@ -155,21 +156,17 @@ def markdown(result: dict) -> str:
         "",
         "| re-drawn subset | accuracy % | images |",
         "|---|---|---|",
-        *(f"| {row['subset']} | {_percent(row['accuracy'])} | {row['images']} |" for row in result["subsets"]),
+        *(f"| {row['subset']} | {percent(row['accuracy'])} | {row['images']} |" for row in result["subsets"]),
         "",
     ]
     return "\n".join(lines)
-
-
-def _percent(share: float | None) -> str:
-    return "-" if share is None else f"{100 * share:.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = common.parser(__doc__)
     parser.add_argument("--images", type=common.positive, default=2000, help="MNIST test digits re-drawn")
     parser.add_argument("--seed", type=common.count, default=0, help="seed of the re-drawing")
-    parser.add_argument("--model", default=None, help="a run directory or .onnx file (default: the shipped model)")
+    common.add_model(parser)
     common.add_out(parser)
     common.add_data_dir(parser)
     args = parser.parse_args(argv)

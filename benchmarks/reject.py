@@ -30,6 +30,7 @@ from scipy import stats
 
 import common
 import redrawn_accuracy
+from common import percent
 from digitlab.data.dataset import load, prepare
 from digitlab.inference.classifier import DEFAULT_MODEL, open_classifier
 from digitlab.inference.decode import ImageError
@@ -131,10 +132,6 @@ def measure(args) -> dict:
     return common.results(benchmark_report.machine(), setup=setup, rows=rows, targets=TARGETS)
 
 
-def _percent(share) -> str:
-    return "-" if share is None else f"{100 * share:.2f}"
-
-
 def markdown(result: dict) -> str:
     setup, rows = result["setup"], result["rows"]
     threshold = setup["reject_below"]
@@ -159,9 +156,9 @@ def markdown(result: dict) -> str:
     ]
     for r in rows:
         auc = "-" if r["auroc"] is None else f"{r['auroc']:.4f}"
-        extra = f" | {_percent(r['rejected_at_selection'])}" if setup["selection_share"] else ""
+        extra = f" | {percent(r['rejected_at_selection'])}" if setup["selection_share"] else ""
         lines.append(
-            f"| {r['set']} | {r['images']} | {auc} | {_percent(r['rejected'])}{extra} "
+            f"| {r['set']} | {r['images']} | {auc} | {percent(r['rejected'])}{extra} "
             f"| {r['mean_top_probability']:.3f} |"
         )
     # the targets hold for what is not a digit: the sets with look-alikes (an O is a 0) are reported beside them
@@ -174,9 +171,9 @@ def markdown(result: dict) -> str:
     else:
         digits, non = rows[0]["rejected"], [r["rejected"] for r in others]
         summary += (
-            f"; MNIST digits rejected {_percent(digits)}% (target <= {100 * TARGETS['digits_rejected']:.0f}%): "
+            f"; MNIST digits rejected {percent(digits)}% (target <= {100 * TARGETS['digits_rejected']:.0f}%): "
             f"{'met' if digits <= TARGETS['digits_rejected'] else 'NOT met'}; non-digits rejected "
-            f"{_percent(min(non))}-{_percent(max(non))}% (target >= {100 * TARGETS['nondigits_rejected']:.0f}% each): "
+            f"{percent(min(non))}-{percent(max(non))}% (target >= {100 * TARGETS['nondigits_rejected']:.0f}% each): "
             f"{'met' if min(non) >= TARGETS['nondigits_rejected'] else 'NOT met'}."
         )
     lines += ["", summary]
@@ -185,7 +182,7 @@ def markdown(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = common.parser(__doc__)
-    parser.add_argument("--model", default=None, help="a run directory or .onnx file (default: the shipped model)")
+    common.add_model(parser)
     parser.add_argument("--split", choices=("benchmark", "validation"), default="benchmark", help="which data")
     parser.add_argument("--count", type=common.positive, default=2000, help="non-digits of each set")
     parser.add_argument("--redrawn", type=common.count, default=2000, help="MNIST test digits re-drawn (benchmark)")
