@@ -1,9 +1,11 @@
 """Synthetic drawings of digits for the image tests: strokes drawn with Pillow (drawing) and saved as a file's
-bytes in any format (encode). Import them as `from drawings import ...` (pytest's `pythonpath` holds tests/)."""
+bytes in any format (encode); and a decompression bomb (bomb). Import them as `from drawings import ...`
+(pytest's `pythonpath` holds tests/)."""
 
 from __future__ import annotations
 
 import io
+import zlib
 
 from PIL import Image, ImageDraw
 
@@ -30,3 +32,17 @@ def encode(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, **options)
     return buffer.getvalue()
+
+
+def bomb() -> bytes:
+    """A valid PNG of 20000x20000 one-bit pixels (400 megapixels) that compresses to some 60 kB."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+
+    side = 20_000
+    header = side.to_bytes(4, "big") * 2 + bytes([1, 0, 0, 0, 0])  # bit depth 1, greyscale
+    packer = zlib.compressobj(9)
+    row = bytes(1 + side // 8)  # filter byte + packed pixels
+    data = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")

@@ -41,3 +41,13 @@ def test_read_json_and_a_bad_file(capsys, tmp_path):
 
 def test_read_without_images(capsys):
     assert_user_error(capsys, ["read"], "pass the image files", code=2)
+
+
+def test_show_segments_writes_each_digit_apart(capsys, tmp_path):
+    write_line(tmp_path / "my.line.png")
+    code, out, _ = run_cli(capsys, ["read", tmp_path / "my.line.png", "--json", "--show-segments", tmp_path / "seen"])
+    assert code == 0
+    shown = [digit["preprocessed"] for digit in json.loads(out)["readings"][0]["digits"]]
+    assert len(set(shown)) == 2 and sorted(p.name for p in (tmp_path / "seen").iterdir()) == sorted(
+        name.rsplit("/", 1)[-1] for name in shown
+    )

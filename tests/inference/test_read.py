@@ -159,3 +159,18 @@ def test_a_star_is_read_as_no_digit_not_as_its_most_digit_like_part(classifier):
     ImageDraw.Draw(star).line(points, fill=0, width=16, joint="curve")  # as tests/serve draws it
     reading = read_number(classifier, star, "star.png")
     assert reading["not_a_digit"] and "?" in reading["number"]
+
+
+def test_a_tall_picture_is_cut_at_a_bounded_size_and_boxed_in_its_own_pixels(classifier):
+    from PIL import Image, ImageDraw
+
+    from digitlab.inference.read import WORK_HEIGHT, read_number
+
+    image = Image.new("L", (2400, 1600), 255)
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((200, 150, 1100, 1450), outline=0, width=110)  # a 0 about 1300 px tall, wider than 0.6 of it
+    draw.line([(1500, 150), (2200, 150), (1700, 1450)], fill=0, width=110)  # a 7
+    reading = read_number(classifier, image, "tall.png")
+    assert reading["number"] == "07"
+    assert reading["digits"][1]["box"][0] > 1300 and reading["digits"][1]["box"][2] <= 2400
+    assert WORK_HEIGHT < 1300

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import io
-import zlib
 
 import numpy as np
 import pytest
@@ -18,6 +17,7 @@ from PIL import Image, ImageDraw
 from digitlab.inference.classifier import open_classifier
 from digitlab.inference.mnist_like import IMAGE_SHAPE
 from digitlab.serve.app import MAX_UPLOAD_BYTES, create_app
+from drawings import bomb
 
 
 @pytest.fixture(scope="module")
@@ -48,20 +48,6 @@ def drawn_digit(strokes: list[list[tuple[int, int]]], size: int = 200) -> bytes:
 
 ONE = [[(100, 30), (100, 170)]]
 SEVEN = [[(55, 40), (150, 40), (85, 170)]]
-
-
-def bomb() -> bytes:
-    """A valid PNG of 20000x20000 one-bit pixels (400 megapixels) that compresses to some 60 kB."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
-
-    side = 20_000
-    header = side.to_bytes(4, "big") * 2 + bytes([1, 0, 0, 0, 0])  # bit depth 1, greyscale
-    packer = zlib.compressobj(9)
-    row = bytes(1 + side // 8)  # filter byte + packed pixels
-    data = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
 
 
 def test_a_drawn_digit_is_recognised(client, classifier):

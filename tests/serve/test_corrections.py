@@ -13,7 +13,7 @@ from PIL import Image
 from digitlab.inference.classifier import open_classifier
 from digitlab.serve.app import create_app
 from digitlab.store.samples import open_samples
-from drawings import SEVEN, drawing, encode
+from drawings import SEVEN, bomb, drawing, encode
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_a_correction_is_kept_listed_and_removed(keeping, tmp_path):
     assert labels.tolist() == [7] and np.array_equal(images[0], np.asarray(Image.open(io.BytesIO(seen_png()))))
     assert keeping.delete(f"/samples/{record['id']}").status_code == 200
     assert keeping.get("/samples").json()["samples"] == []
-    assert keeping.delete(f"/samples/{record['id']}").status_code == 400
+    assert keeping.delete(f"/samples/{record['id']}").status_code == 404
 
 
 @pytest.mark.parametrize(
@@ -68,6 +68,12 @@ def test_a_correction_is_kept_listed_and_removed(keeping, tmp_path):
         ({"label": "3"}, {"seen": ("s.png", seen_png(40), "image/png")}, "must be the 28x28 image"),
         ({"label": "3"}, {"seen": ("s.png", b"not a picture", "image/png")}, "'seen' is not an image"),
         ({"label": "3"}, {"seen": ("s.txt", b"hello", "text/plain")}, "is not an image"),
+        ({"label": "3"}, {"seen": ("s.png", bomb(), "image/png")}, "'seen' is not an image"),
+        (
+            {"label": "3"},
+            {"seen": ("s.png", seen_png(), "image/png"), "file": ("b.png", bomb(), "image/png")},
+            "not an image",
+        ),
     ],
 )
 def test_a_bad_correction_answers_4xx_and_keeps_nothing(keeping, tmp_path, data, files, words):

@@ -11,7 +11,7 @@ HELP = "read the number (a line of handwritten digits) in each of your image fil
 DESCRIPTION = (
     "Read the number in each image: the marks are grouped into digits left to right (specks and ruled lines "
     "ignored, touching digits split), each made MNIST-like and classified. A digit the model is not sure of is "
-    "'not a digit' and shown as '?' in the number. A single digit is read as 'digitlab predict' reads it."
+    "'not a digit' and shown as '?' in the number. A clean single digit is read as 'digitlab predict' reads it."
 )
 
 

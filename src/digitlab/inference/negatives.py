@@ -51,8 +51,11 @@ def pool(count: int, split: str = "train", seed: int = 0, cache: Path | None = N
     folder = Path(cache) if cache is not None else _cache_dir()
     path = folder / f"nondigits-v{POOL_VERSION}-{split}-{count}-seed{seed}.npy"
     if path.is_file():
-        images = np.load(path)
-        if images.shape == (count, 28, 28):
+        try:
+            images = np.load(path)
+        except (OSError, ValueError, EOFError):  # a damaged cache file: drawn again and replaced below
+            images = None
+        if images is not None and images.shape == (count, 28, 28):
             return images
     log(f"drawing {count} non-digits ({split} split, seed {seed}) as photos: once, then cached in {path}")
     counts = {family: int(round(share * count)) for family, share in MIX.items()}

@@ -15,7 +15,7 @@ read_images() answers a batch of pictures (each digit with "image", the uint8 28
 probabilities as an array), read_files() a command line's files (an error entry for a bad file, the others
 still read). Pages (Page, page), the digits chosen on them (chosen_spans) and how many
 digits predict should say a picture holds (several) serve predict's "several digits" verdict (recognise). Holds
-MAX_DIGITS, MAX_MARKS and MAX_PARTS, the bounds on one picture's work.
+WORK_HEIGHT, MAX_DIGITS, MAX_MARKS and MAX_PARTS, the bounds on one picture's work.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from digitlab.inference.classifier import Classifier
 from digitlab.inference.decode import ImageError, decode, load_file
 from digitlab.inference.mnist_like import ink_to_mnist, raw_ink, scaled_ink
 
+WORK_HEIGHT = 160  # rows of ink a line is cut at, at most (a taller picture is reduced first)
 MAX_DIGITS = 32  # digits read from one picture: a line, not a page
 MAX_MARKS = 4 * MAX_DIGITS  # separate marks of ink on one picture (a digit may be in several)
 MAX_PARTS = 8 * MAX_DIGITS  # pieces once wide marks are cut: bounds the candidates (segment.MAX_PIECES per piece)
@@ -63,6 +64,7 @@ def page(image: Image.Image, name: str, ink: tuple[np.ndarray, float] | None = N
     """The line of digits in `image` cut into pieces, with every candidate digit made MNIST-like; `ink` is
     mnist_like.raw_ink's answer when the caller has it. ImageError if there is no ink or far too much."""
     plane, threshold = ink if ink is not None else raw_ink(image, name)
+    plane = _bounded(plane, threshold)
     binary = plane > threshold
     line = segment.pieces(binary)
     if not line.pieces:
@@ -83,6 +85,17 @@ def page(image: Image.Image, name: str, ink: tuple[np.ndarray, float] | None = N
         box = (math.floor(x0 * sx), math.floor(y0 * sy), math.ceil(x1 * sx), math.ceil(y1 * sy))
         boxes.append((box[0], box[1], min(box[2], image.size[0]), min(box[3], image.size[1])))
     return Page(name, line, ink_plane, boxes)
+
+
+def _bounded(plane: np.ndarray, threshold: float) -> np.ndarray:
+    """The ink plane reduced (block means) until its ink is at most WORK_HEIGHT rows tall: cutting a wide mark
+    costs memory in its height squared times its width, and no digit needs more rows to be read."""
+    rows = np.flatnonzero((plane > threshold).any(axis=1))
+    factor = math.ceil((rows[-1] - rows[0] + 1) / WORK_HEIGHT) if rows.size else 1
+    if factor <= 1:
+        return plane
+    height, width = (plane.shape[0] // factor) * factor, (plane.shape[1] // factor) * factor
+    return plane[:height, :width].reshape(height // factor, factor, width // factor, factor).mean(axis=(1, 3))
 
 
 def chosen_spans(found: Page, probabilities: np.ndarray) -> list[int]:
@@ -199,7 +212,7 @@ def read_files(classifier: Classifier, sources: Iterable[Source], show_dir: str 
             if folder is not None:
                 for position, digit in enumerate(reading["digits"]):
                     digit["preprocessed"] = str(
-                        show(folder, index, f"{results[index]['file']}-{position + 1}", digit["image"])
+                        show(folder, index, f"{Path(results[index]['file']).stem}-{position + 1}.png", digit["image"])
                     )
             results[index] |= plain(reading)
     return results

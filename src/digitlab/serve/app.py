@@ -118,11 +118,11 @@ def create_app(classifier, max_upload_bytes: int = MAX_UPLOAD_BYTES, samples: Sa
 
     @app.get("/samples", summary="The samples kept so far, and their count per label")
     async def listing() -> dict:
-        return list_samples(samples)
+        return await list_samples(samples)
 
     @app.delete("/samples/{sample_id}", summary="Remove a sample", responses=ERRORS)
     async def remove(sample_id: str) -> dict:
-        return remove_sample(samples, sample_id)
+        return await remove_sample(samples, sample_id)
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:

@@ -53,22 +53,24 @@ async def add_sample(request: Request, samples: SamplesFolder | None, limit: int
     return await run_in_threadpool(folder.add, label, image, data, name)
 
 
-def list_samples(samples: SamplesFolder | None) -> dict:
-    records = _folder(samples).records()
+async def list_samples(samples: SamplesFolder | None) -> dict:
+    """The records and the count per label (read in the threadpool: a folder may hold thousands)."""
+    records = await run_in_threadpool(_folder(samples).records)
     return {"folder": str(samples.path), "counts": dict(Counter(r["label"] for r in records)), "samples": records}
 
 
-def remove_sample(samples: SamplesFolder | None, sample_id: str) -> dict:
-    return _folder(samples).remove(sample_id)
+async def remove_sample(samples: SamplesFolder | None, sample_id: str) -> dict:
+    return await run_in_threadpool(_folder(samples).remove, sample_id)
 
 
 def _seen_image(data: bytes) -> np.ndarray:
-    """The 28x28 image the model saw, from its PNG: uint8 grey; UploadError for anything else."""
+    """The 28x28 image the model saw, from its PNG: uint8 grey; UploadError for anything else (its size is read
+    from the header, before any pixel is decoded)."""
     try:
         with Image.open(io.BytesIO(data)) as picture:
-            picture.load()
             if picture.size != IMAGE_SHAPE[::-1]:
                 raise UploadError(f"'seen' is {picture.size[0]}x{picture.size[1]} pixels; it must be the 28x28 image")
+            picture.load()
             return np.asarray(picture.convert("L"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError):
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
         raise UploadError("'seen' is not an image; send the answer's 28x28 PNG") from None

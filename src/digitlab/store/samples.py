@@ -11,8 +11,9 @@ into. Writes are bounded (MAX_SAMPLES per folder, MAX_ORIGINAL_BYTES per picture
 are checked to be what add() makes), and are safe with concurrent writers: the count is checked under a
 lock on the marker file.
 
-Holds the limits (MAX_SAMPLES, MAX_ORIGINAL_BYTES), SamplesFolder (add, remove, records, load) and open_samples;
-the folder's names and labels, and reading it, are data.samples_files' (a samples folder is also a dataset).
+Holds the limits (MAX_SAMPLES, MAX_ORIGINAL_BYTES), NoSuchSample, SamplesFolder (add, remove, records, load)
+and open_samples; the folder's names and labels, and reading it, are data.samples_files' (a samples folder is
+also a dataset).
 """
 
 from __future__ import annotations
@@ -44,6 +45,12 @@ from digitlab.store.lock import waiting
 FORMAT = 1
 MAX_SAMPLES = 10_000  # per folder: a person's corrections, not a dataset
 MAX_ORIGINAL_BYTES = 5 * 1024 * 1024  # the largest original picture kept (the server's upload limit)
+
+
+class NoSuchSample(SampleError):
+    """A sample id the folder does not hold (HTTP 404)."""
+
+    http_status = 404
 
 
 class SamplesFolder:
@@ -95,7 +102,7 @@ class SamplesFolder:
             raise SampleError(f"{sample_id!r} is not a sample id (32 hexadecimal digits, as 'digitlab samples list')")
         path = self.path / f"{sample_id}.json"
         if not path.is_file():
-            raise SampleError(f"{self.path} holds no sample {sample_id}; 'digitlab samples list' shows them")
+            raise NoSuchSample(f"{self.path} holds no sample {sample_id}; 'digitlab samples list' shows them")
         record = read_record(path)
         path.unlink()
         for name in (record.get("image"), record.get("original")):
@@ -147,7 +154,7 @@ def _picture_suffix(data: bytes) -> str:
     try:
         with Image.open(io.BytesIO(data)) as picture:
             kind = (picture.format or "").lower()
-    except (OSError, ValueError):
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
         raise SampleError("the picture is not an image Pillow can read; send a PNG or JPEG") from None
     return {"jpeg": ".jpg", "png": ".png", "gif": ".gif", "bmp": ".bmp", "webp": ".webp", "tiff": ".tif"}.get(
         kind, ".img"
