@@ -14,15 +14,12 @@ import torch
 from digitlab.data.fetch import Located, locate, named_folder
 from digitlab.data.idx import FILES, is_gzip, parse, read_file, sha256
 from digitlab.data.known import CUSTOM, DATASET_CHOICES, KNOWN, KnownDataset, identify, matching_files
-from digitlab.data.samples_files import is_samples_folder, read_samples
+from digitlab.data.samples_files import NOT_A_DIGIT, is_samples_folder, read_samples
 from digitlab.errors import DataError
 
 # MNIST's training-set pixel statistics after scaling to [0, 1]; training and predict both use these.
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
-# The label of a training example that is not a digit (--negatives): trained towards the uniform distribution over
-# the classes (outlier exposure), never a class of its own; only the training split ever holds one.
-NOT_A_DIGIT = -1
 
 
 @dataclass

@@ -20,7 +20,10 @@ MARKER = "digitlab-samples.json"
 SAMPLE_ID = re.compile(r"[0-9a-f]{32}")
 NOT_A_DIGIT_LABEL = "not-a-digit"  # a correction saying the picture holds no digit
 LABELS = (*(str(digit) for digit in range(10)), NOT_A_DIGIT_LABEL)
-NOT_A_DIGIT = -1  # as data.dataset.NOT_A_DIGIT: trained towards the uniform distribution, never a class
+# The label of an example that is not a digit (a "not-a-digit" sample, or --negatives): trained towards the uniform
+# distribution over the classes (outlier exposure), never a class of its own; only a training split holds one.
+# data.dataset (which reads samples folders) takes it from here.
+NOT_A_DIGIT = -1
 IMAGE_SHAPE = (28, 28)
 
 
