@@ -80,8 +80,11 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                     return optuna.storages.RDBStorage(driver_url, **options)
-            except sqlalchemy.exc.IntegrityError:  # workers starting at once on a new database: one made the
-                if attempt == 4:  # tables the other was making too, and the other's next try finds them
+            except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as error:
+                # Workers starting at once on a new database: one made the tables (or alembic_version: 'relation
+                # already exists', a ProgrammingError) the other was making too; the other's next try finds them.
+                racing = isinstance(error, sqlalchemy.exc.IntegrityError) or "already exists" in str(error)
+                if not racing or attempt == 4:
                     raise
                 time.sleep(0.2 * (attempt + 1))
     except sqlalchemy.exc.NoSuchModuleError:
