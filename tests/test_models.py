@@ -228,11 +228,29 @@ def test_each_model_builds_itself_from_a_config(name):
         assert torch.equal(value, built.state_dict()[key]), key
 
 
-@pytest.mark.parametrize("name", [name for name in MODELS if name != "vgg"])
+@pytest.mark.parametrize("name", [name for name in MODELS if not issubclass(MODELS[name], models.VGGNet)])
 def test_channels_are_refused_by_models_without_convolution_blocks(name):
     with pytest.raises(ValueError) as refusal:
         build(name, (28, 28), 10, channels=8)
-    assert str(refusal.value) == f"--channels sizes convolution blocks (the vgg model); the {name} model has none"
+    assert str(refusal.value) == f"--channels sizes convolution blocks (the vgg and speedcnn models); the {name} model has none"
+
+
+@pytest.mark.parametrize("blocks, convolutions", [(1, [1]), (2, [1, 1]), (3, [1, 2, 1]), (4, [1, 2, 2, 1])])
+def test_speedcnn_convolves_once_at_the_largest_and_smallest_size_and_twice_between(blocks, convolutions):
+    model = build("speedcnn", (28, 28), 10, num_layers=blocks, channels=4)
+    widths = [layer.out_channels for layer in model.features if isinstance(layer, nn.Conv2d)]
+    assert widths == [4 * 2**block for block, count in enumerate(convolutions) for _ in range(count)]
+
+
+def test_speedcnn_runs_channels_last_and_gives_what_the_same_weights_give_in_nchw():
+    model = build("speedcnn", (28, 28), 10).eval()
+    convolutions = [layer for layer in model.modules() if isinstance(layer, nn.Conv2d)]
+    assert all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convolutions)
+    assert not convolutions[1].weight.is_contiguous()  # really channels-last, not a layout both formats share
+    nchw = build("speedcnn", (28, 28), 10).eval().to(memory_format=torch.contiguous_format)
+    nchw.load_state_dict(model.state_dict())
+    images = torch.randn(3, 28, 28)
+    torch.testing.assert_close(model(images), nchw(images), rtol=1e-4, atol=1e-4)
 
 
 def test_build_from_config_uses_the_config():
@@ -260,6 +278,9 @@ STATE_DICT_KEYS = {
     "cnn": "conv1.weight conv1.bias conv2.weight conv2.bias fc1.weight fc1.bias fc2.weight fc2.bias".split(),
     "vgg": [f"features.{conv}.weight" if part == "conv" else f"features.{conv + 1}.{part}"
             for conv in (0, 3, 7, 10) for part in ["conv", *_BN.split()]]
+    + ["hidden.0.weight"] + [f"hidden.1.{part}" for part in _BN.split()] + ["fc.weight", "fc.bias"],
+    "speedcnn": [f"features.{conv}.weight" if part == "conv" else f"features.{conv + 1}.{part}"
+                 for conv in (0, 4, 7, 11) for part in ["conv", *_BN.split()]]
     + ["hidden.0.weight"] + [f"hidden.1.{part}" for part in _BN.split()] + ["fc.weight", "fc.bias"],
     "mlp": "body.0.weight body.0.bias body.3.weight body.3.bias fc.weight fc.bias".split(),
 }  # fmt: skip

@@ -1,6 +1,6 @@
 """MODELS: small, self-contained classifiers. Each takes (B, H, W) normalised images, returns (B, classes) logits.
 
-One file per family: recurrent (lstm, gru, blstm and its BLSTM_HEADS), conv (cnn, vgg), mlp. Each model builds
+One file per family: recurrent (lstm, gru, blstm and its BLSTM_HEADS), conv (cnn, vgg, speedcnn), mlp. Each model builds
 itself from a config's model settings (its classmethod `from_config`); settings holds what those are
 (ModelSettings) and the --channels refusal the models without convolution blocks share.
 Here: MODELS (name -> class), build_from_config (MODELS[config.model] from a TrainConfig), build (one model from
@@ -11,18 +11,19 @@ from __future__ import annotations
 
 from torch import nn
 
-from digitlab.models.conv import ConvNet, VGGNet
+from digitlab.models.conv import ConvNet, SpeedCNN, VGGNet
 from digitlab.models.mlp import MLP
 from digitlab.models.recurrent import BLSTM_HEADS, BiLSTMClassifier, GRUClassifier, LSTMClassifier
 from digitlab.models.settings import ModelSettings
 
 __all__ = [
     "BLSTM_HEADS", "MLP", "MODELS", "BiLSTMClassifier", "ConvNet", "GRUClassifier", "LSTMClassifier", "ModelSettings",
-    "VGGNet", "build", "build_from_config", "count_parameters", "uses_batch_statistics",
+    "SpeedCNN", "VGGNet", "build", "build_from_config", "count_parameters", "uses_batch_statistics",
 ]  # fmt: skip
 
 MODELS = {
-    "lstm": LSTMClassifier, "blstm": BiLSTMClassifier, "gru": GRUClassifier, "cnn": ConvNet, "vgg": VGGNet, "mlp": MLP,
+    "lstm": LSTMClassifier, "blstm": BiLSTMClassifier, "gru": GRUClassifier, "cnn": ConvNet, "vgg": VGGNet, "speedcnn": SpeedCNN,
+    "mlp": MLP,
 }  # fmt: skip
 
 

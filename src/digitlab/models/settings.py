@@ -18,6 +18,6 @@ class ModelSettings(NamedTuple):
 
 
 def refuse_channels(config: ModelSettings) -> None:
-    """--channels sizes convolution blocks, which only the vgg model has."""
+    """--channels sizes convolution blocks, which only the vgg models (vgg, speedcnn) have."""
     if config.channels is not None:
-        raise ValueError(f"--channels sizes convolution blocks (the vgg model); the {config.model} model has none")
+        raise ValueError(f"--channels sizes convolution blocks (the vgg and speedcnn models); the {config.model} model has none")
