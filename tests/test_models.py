@@ -232,7 +232,7 @@ def test_each_model_builds_itself_from_a_config(name):
 def test_channels_are_refused_by_models_without_convolution_blocks(name):
     with pytest.raises(ValueError) as refusal:
         build(name, (28, 28), 10, channels=8)
-    assert str(refusal.value) == f"--channels sizes convolution blocks (the vgg and speedcnn models); the {name} model has none"
+    assert str(refusal.value) == f"--channels sizes convolution blocks (vgg, speedcnn); the {name} model has none"
 
 
 @pytest.mark.parametrize("blocks, convolutions", [(1, [1]), (2, [1, 1]), (3, [1, 2, 1]), (4, [1, 2, 2, 1])])

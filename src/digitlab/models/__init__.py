@@ -22,8 +22,8 @@ __all__ = [
 ]  # fmt: skip
 
 MODELS = {
-    "lstm": LSTMClassifier, "blstm": BiLSTMClassifier, "gru": GRUClassifier, "cnn": ConvNet, "vgg": VGGNet, "speedcnn": SpeedCNN,
-    "mlp": MLP,
+    "lstm": LSTMClassifier, "blstm": BiLSTMClassifier, "gru": GRUClassifier,
+    "cnn": ConvNet, "vgg": VGGNet, "speedcnn": SpeedCNN, "mlp": MLP,
 }  # fmt: skip
 
 

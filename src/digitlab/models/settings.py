@@ -20,4 +20,4 @@ class ModelSettings(NamedTuple):
 def refuse_channels(config: ModelSettings) -> None:
     """--channels sizes convolution blocks, which only the vgg models (vgg, speedcnn) have."""
     if config.channels is not None:
-        raise ValueError(f"--channels sizes convolution blocks (the vgg and speedcnn models); the {config.model} model has none")
+        raise ValueError(f"--channels sizes convolution blocks (vgg, speedcnn); the {config.model} model has none")
