@@ -15,7 +15,7 @@ from scipy import ndimage
 
 from digitlab.inference import mnist_like
 from digitlab.inference.decode import ImageError, decode
-from digitlab.inference.mnist_like import IMAGE_SHAPE, to_mnist
+from digitlab.inference.mnist_like import IMAGE_SHAPE, SPECK_SHARE, kept_ink, to_mnist
 from drawings import drawing, encode
 
 
@@ -129,3 +129,20 @@ def test_faint_noise_alone_is_no_ink():
     noise = np.random.default_rng(1).normal(240, 3, (120, 120))
     with pytest.raises(ImageError, match="no ink"):
         to_mnist(Image.fromarray(np.clip(noise, 0, 255).astype(np.uint8)), "noise.png")
+
+
+def test_the_kept_ink_is_that_of_the_whole_plane():
+    """kept_ink() labels and dilates within the ink's box: the plane must be what the whole plane's gives."""
+    rng = np.random.default_rng(1)
+    ink = (rng.random((120, 90)) * 0.2).astype(np.float32)  # the paper's noise, under the threshold
+    ink[30:70, 20:26] = 0.9  # a stroke
+    ink[75:78, 60:63] = 0.6  # a speck, dropped
+    ink[10:14, 40:70] = 0.8  # a bar, kept
+    marks, count = ndimage.label(ink > 0.3, structure=np.ones((3, 3)))
+    mass = ndimage.sum_labels(ink, marks, index=np.arange(1, count + 1))
+    keep = np.isin(marks, np.flatnonzero(mass >= SPECK_SHARE * mass.sum()) + 1)
+    strong = float(np.percentile(ink[keep], 90))
+    near = ndimage.binary_dilation(keep, iterations=2)
+    whole = np.where(near, np.clip((ink - 0.3) / (strong - 0.3), 0, 1), 0).astype(np.float32)
+    kept = kept_ink(ink, 0.3, "x")
+    assert np.array_equal(kept, whole) and kept[76, 61] == 0 and kept[12, 50] > 0

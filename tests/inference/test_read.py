@@ -174,3 +174,14 @@ def test_a_tall_picture_is_cut_at_a_bounded_size_and_boxed_in_its_own_pixels(cla
     assert reading["number"] == "07"
     assert reading["digits"][1]["box"][0] > 1300 and reading["digits"][1]["box"][2] <= 2400
     assert WORK_HEIGHT < 1300
+
+
+def test_predict_cuts_no_picture_of_a_single_mark():
+    from digitlab.inference.read import page, several_marks
+
+    assert several_marks(drawing(), "seven.png") is None  # one mark: one digit, nothing to cut
+    picture = line("747")
+    found, whole = several_marks(picture, "747.png"), page(picture, "747.png")
+    assert found.line.spans == whole.line.spans and found.boxes == whole.boxes
+    settled = found.settled()
+    assert settled.ink.size == 0 and all(np.array_equal(a, b) for a, b in zip(settled.images, whole.images))

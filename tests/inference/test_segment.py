@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from digitlab.inference import segment
+from digitlab.inference import cutting, segment
 
 
 def bars(*lefts: int, height: int = 40, width: int = 6, size=(80, 200)) -> np.ndarray:
@@ -116,3 +116,42 @@ def test_a_detached_bar_goes_with_its_digit():
     assert len(line.pieces) == 2
     scores = np.array([-0.01 if span == (0, 2) else -1.0 for span in line.spans])
     assert segment.choose(line, scores) == [(0, 2)]
+
+
+def test_marks_are_counted_before_any_is_cut():
+    assert len(segment.marks(bars(20, 80, 140)).kept) == 3
+    joined = bars(20, 60)
+    joined[20:23, 20:66] = True  # one wide mark: cut only by pieces()
+    found = segment.marks(joined)
+    assert len(found.kept) == 1 and len(segment.pieces(joined, found).pieces) >= 2
+    assert segment.marks(np.zeros((30, 30), dtype=bool)).kept == []
+
+
+def _plain_band_costs(mark: np.ndarray, band: int):
+    """cutting._band_costs as first written (a stack of every step per row): what the faster one must equal."""
+    rows, width = mark.shape
+    size = 2 * band + 1
+    padded = np.pad(mark.astype(np.float32), ((0, 0), (band, band)))
+    windows = np.lib.stride_tricks.sliding_window_view(padded, size, axis=1)
+    cost = np.full((rows, width, size), np.inf, dtype=np.float32)
+    cost[0, :, band] = windows[0, :, band]
+    step = np.zeros((rows, width, size), dtype=np.int8)
+    offsets = np.arange(-cutting.REACH, cutting.REACH + 1)
+    for r in range(1, rows):
+        before = np.pad(cost[r - 1], ((0, 0), (cutting.REACH, cutting.REACH)), constant_values=np.inf)
+        options = np.stack(
+            [before[:, cutting.REACH - d : cutting.REACH - d + size] + cutting.DIAGONAL * abs(d) for d in offsets]
+        )
+        choice = options.argmin(axis=0)
+        step[r] = offsets[choice]
+        cost[r] = np.take_along_axis(options, choice[None], axis=0)[0] + windows[r]
+    return cost, step
+
+
+def test_the_cutting_paths_costs_are_those_of_the_plain_programme():
+    rng = np.random.default_rng(0)
+    for band in (1, 3, 7):
+        mark = rng.random((25, 40)) < 0.3
+        cost, step = cutting._band_costs(mark, band)
+        plain_cost, plain_step = _plain_band_costs(mark, band)
+        assert np.array_equal(cost, plain_cost) and np.array_equal(step, plain_step)

@@ -181,13 +181,23 @@ def _band_costs(mark: np.ndarray, band: int) -> tuple[np.ndarray, np.ndarray]:
     cost = np.full((rows, width, size), np.inf, dtype=np.float32)
     cost[0, :, band] = windows[0, :, band]
     step = np.zeros((rows, width, size), dtype=np.int8)
-    offsets = np.arange(-REACH, REACH + 1)
+    # a row's costs, inf beyond the band; the steps' sums in float64, as the costs plus a float64 step cost were
+    before = np.full((width, size + 2 * REACH), np.inf)
+    lowest = np.empty((width, size))
+    better = np.empty((width, size), dtype=bool)
     for r in range(1, rows):
-        before = np.pad(cost[r - 1], ((0, 0), (REACH, REACH)), constant_values=np.inf)
-        options = np.stack([before[:, REACH - d : REACH - d + size] + DIAGONAL * abs(d) for d in offsets])
-        choice = options.argmin(axis=0)
-        step[r] = offsets[choice]
-        cost[r] = np.take_along_axis(options, choice[None], axis=0)[0] + windows[r]
+        before[:, REACH : REACH + size] = cost[r - 1]
+        # the cheapest of the 2 REACH + 1 steps, the first of equals (as argmin), kept in place: no stacking
+        np.copyto(lowest, before[:, 2 * REACH : 2 * REACH + size])
+        lowest += DIAGONAL * REACH
+        chosen = step[r]
+        chosen[:] = -REACH
+        for d in range(-REACH + 1, REACH + 1):
+            option = before[:, REACH - d : REACH - d + size] + DIAGONAL * abs(d)
+            np.less(option, lowest, out=better)
+            np.copyto(lowest, option, where=better)
+            chosen[better] = d
+        cost[r] = lowest + windows[r]
     return cost, step
 
 

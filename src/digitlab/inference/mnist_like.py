@@ -11,7 +11,8 @@ width, scaled into 20x20 and centred by mass.
 Holds MNIST's geometry (MNIST_SIDE, IMAGE_SHAPE, BOX_SIDE, CENTRE) and the ink and stroke thresholds, the whole
 step (to_mnist), finding the ink (ink_plane: raw_ink, then kept_ink drops the specks and scaled_ink stretches the rest),
 one digit's ink made MNIST-like (ink_to_mnist, also used for each digit of a line by inference.read) and
-measuring strokes (stroke_width); the private helpers crop, resize, mend the strokes and place the digit.
+measuring strokes (stroke_width); the private helpers crop, resize, mend the strokes and place the digit. The
+marks are labelled and their soft edges (EDGE) grown within the ink's box (_window), not over the whole picture.
 to_mnist() refuses a page with no ink (decode.ImageError).
 """
 
@@ -38,6 +39,7 @@ WIDTH_RANGE = (1.8, 3.6)
 MIN_CONTRAST = 0.1  # of the full range: a fainter difference from the paper is no ink
 NOISE_SIGMAS = 4  # ink must stand out from the paper by this many standard deviations of its noise
 SPECK_SHARE = 0.02  # marks with less than this share of the ink (dust, a paper fibre) are dropped
+EDGE = 2  # pixels of soft edge kept around the strokes (grey pixels below the ink's threshold)
 BORDER_SHARE = 0.05  # the frame whose median is the paper's level: 5% of each side, at least one pixel
 
 
@@ -64,20 +66,43 @@ def ink_plane(image: Image.Image, name: str) -> np.ndarray:
 
 def kept_ink(ink: np.ndarray, threshold: float, name: str) -> np.ndarray:
     """ink_plane() from raw_ink()'s (ink, threshold), for a caller that needs those too."""
-    marks, count = ndimage.label(ink > threshold, structure=np.ones((3, 3)))
-    if count == 0:
+    binary = ink > threshold
+    window = _window(binary, 0)
+    if window is None:
         raise ImageError(f"{name}: no ink found; pass a picture of a digit, drawn dark on light or light on dark")
-    mass = ndimage.sum_labels(ink, marks, index=np.arange(1, count + 1))
-    kept = np.flatnonzero(mass >= SPECK_SHARE * mass.sum()) + 1
-    return scaled_ink(ink, np.isin(marks, kept), threshold)
+    # the marks are labelled within the ink's box, not over the whole picture: the same marks, numbered alike
+    marks, count = ndimage.label(binary[window], structure=np.ones((3, 3)))
+    mass = ndimage.sum_labels(ink[window], marks, index=np.arange(1, count + 1))
+    kept = np.zeros(count + 1, dtype=bool)
+    kept[np.flatnonzero(mass >= SPECK_SHARE * mass.sum()) + 1] = True
+    keep = np.zeros(ink.shape, dtype=bool)
+    keep[window] = kept[marks]
+    return scaled_ink(ink, keep, threshold)
 
 
 def scaled_ink(ink: np.ndarray, keep: np.ndarray, threshold: float) -> np.ndarray:
-    """raw_ink's plane with only the marks `keep` (bool, H x W) and their soft edges, stretched so that the
-    paper's noise level is 0 and the strong strokes (the 90th percentile of the kept ink) are 1."""
+    """raw_ink's plane with only the marks `keep` (bool, H x W, some true) and their soft edges, stretched so that
+    the paper's noise level is 0 and the strong strokes (the 90th percentile of the kept ink) are 1."""
     strong = float(np.percentile(ink[keep], 90))
-    near = ndimage.binary_dilation(keep, iterations=2)  # the soft edges around the kept strokes
-    return np.where(near, np.clip((ink - threshold) / max(strong - threshold, 1e-6), 0, 1), 0).astype(np.float32)
+    scaled = np.zeros(ink.shape, dtype=np.float32)
+    window = _window(keep, EDGE)  # the kept marks' box and room for their soft edges: nothing beyond is ink
+    near = ndimage.binary_dilation(keep[window], iterations=EDGE)  # the soft edges around the kept strokes
+    part = np.clip((ink[window] - threshold) / max(strong - threshold, 1e-6), 0, 1)
+    scaled[window] = np.where(near, part, 0)
+    return scaled
+
+
+def _window(mask: np.ndarray, margin: int) -> tuple[slice, slice] | None:
+    """The box around the true pixels of `mask`, `margin` pixels wider on each side within the plane; None if
+    none is true."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return None
+    height, width = mask.shape
+    return (
+        slice(max(rows[0] - margin, 0), min(rows[-1] + 1 + margin, height)),
+        slice(max(cols[0] - margin, 0), min(cols[-1] + 1 + margin, width)),
+    )
 
 
 def raw_ink(image: Image.Image, name: str) -> tuple[np.ndarray, float]:

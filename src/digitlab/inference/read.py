@@ -14,12 +14,14 @@ read_number(classifier, image, name) answers one picture (JSON-serialisable):
 read_images() answers a batch of pictures (each digit with "image", the uint8 28x28 the model saw, and its
 probabilities as an array), read_files() a command line's files (an error entry for a bad file, the others
 still read). Pages (Page, page), the digits chosen on them (chosen_spans) and how many
-digits predict should say a picture holds (several) serve predict's "several digits" verdict (recognise). Holds
+digits predict should say a picture holds (several) serve predict's "several digits" verdict (recognise), which
+cuts no picture of a single mark (several_marks) and takes a worker's page settled (Page.settled). Holds
 WORK_HEIGHT, MAX_DIGITS, MAX_MARKS and MAX_PARTS, the bounds on one picture's work.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -59,14 +61,32 @@ class Page:
             self._images = [ink_to_mnist(segment.candidate(self.line, self.ink, span)) for span in self.line.spans]
         return self._images
 
+    def settled(self) -> Page:
+        """This page with its candidates' images made and its ink plane dropped: all that predict needs of it,
+        small enough for a worker process to send back."""
+        return dataclasses.replace(self, ink=np.zeros((0, 0), dtype=np.float32), _images=self.images)
+
 
 def page(image: Image.Image, name: str, ink: tuple[np.ndarray, float] | None = None) -> Page:
     """The line of digits in `image` cut into pieces, with every candidate digit made MNIST-like; `ink` is
     mnist_like.raw_ink's answer when the caller has it. ImageError if there is no ink or far too much."""
+    return _page(image, name, ink, cut_one=True)
+
+
+def several_marks(image: Image.Image, name: str, ink: tuple[np.ndarray, float] | None = None) -> Page | None:
+    """page(), but None for a picture of one mark, found before any mark is cut: a single mark is one digit
+    to several() (cuts inside one mark never make several), so predict need not cut it. ImageError as page()."""
+    return _page(image, name, ink, cut_one=False)
+
+
+def _page(image: Image.Image, name: str, ink: tuple[np.ndarray, float] | None, cut_one: bool) -> Page | None:
     plane, threshold = ink if ink is not None else raw_ink(image, name)
     plane = _bounded(plane, threshold)
     binary = plane > threshold
-    line = segment.pieces(binary)
+    marks = segment.marks(binary)
+    if len(marks.kept) == 1 and not cut_one:
+        return None
+    line = segment.pieces(binary, marks)
     if not line.pieces:
         raise ImageError(
             f"{name}: no ink found beyond specks; pass a picture of digits, dark on light or light on dark"

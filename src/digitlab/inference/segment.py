@@ -11,8 +11,9 @@ measured on MNIST training digits), for a cut on its left that crossed more than
 two) and for separate marks standing apart (two digits read as one). groups() tells which digits read stand
 apart from each other (predict's "several digits").
 
-Holds the tuned constants (in units of the line's height H: the median height of its tall marks), the Line
-and Piece records, pieces, candidate, box, choose, groups and the private helpers of the scores.
+Holds the tuned constants (in units of the line's height H: the median height of its tall marks), the Line,
+Piece and Marks records, marks (the line's marks before any is cut: predict asks no more of a picture of one
+mark), pieces, candidate, box, choose, groups and the private helpers of the scores.
 """
 
 from __future__ import annotations
@@ -85,33 +86,58 @@ class Line:
     slant: float = 0.0  # columns to the right per row up: the hand's lean
 
 
-def pieces(binary: np.ndarray) -> Line:
-    """The pieces of the ink `binary` (bool (H, W): ink above the paper's noise) and the candidate digits;
-    a Line with no pieces if only specks are there."""
+@dataclass
+class Marks:
+    """A line's marks before any is cut: what pieces() begins with, and all that tells how many marks it has."""
+
+    binary: np.ndarray  # the ink without its ruled lines
+    labels: np.ndarray  # int32 (H, W): the mark (1-based) each ink pixel is part of
+    boxes: list  # per mark, its (rows, cols) slices
+    kept: list[int]  # the marks (0-based) that are not specks
+    height: float  # H, pixels
+    slant: float
+    rules: int
+
+
+def marks(binary: np.ndarray) -> Marks:
+    """The marks of the ink `binary` (bool (H, W)), ruled lines taken away, and which of them are not specks
+    (none kept if there is no ink)."""
     binary, rules = cutting.without_rules(binary)
-    marks, count = ndimage.label(binary, structure=np.ones((3, 3)))
-    boxes = ndimage.find_objects(marks)
+    labels, count = ndimage.label(binary, structure=np.ones((3, 3)))
+    boxes = ndimage.find_objects(labels)
+    if count == 0:
+        return Marks(binary, labels, boxes, [], 1.0, 0.0, rules)
     heights = np.array([s[0].stop - s[0].start for s in boxes], dtype=float)
     widths = np.array([s[1].stop - s[1].start for s in boxes], dtype=float)
-    if count == 0:
-        return Line(1.0, np.zeros(binary.shape, np.int32), [], [], rules)
-    slant = cutting.slant(marks, [k + 1 for k in range(count) if max(heights[k], widths[k]) >= MEASURED])
+    slant = cutting.slant(labels, [k + 1 for k in range(count) if max(heights[k], widths[k]) >= MEASURED])
     rough = cutting.line_height(heights)  # each mark on its own: a digit broken in two counts as two short ones
-    height = _line_height(marks, boxes, slant, [k for k in range(count) if max(heights[k], widths[k]) >= SPECK * rough])
-    labels = np.zeros(binary.shape, dtype=np.int32)
-    found: list[tuple[int, int]] = []  # per piece: strokes the cut on its left crossed, its mark
+    height = _line_height(
+        labels, boxes, slant, [k for k in range(count) if max(heights[k], widths[k]) >= SPECK * rough]
+    )
     kept = [k for k in range(count) if max(heights[k], widths[k]) >= SPECK * height]
-    for index in kept:
+    return Marks(binary, labels, boxes, kept, height, slant, rules)
+
+
+def pieces(binary: np.ndarray, found: Marks | None = None) -> Line:
+    """The pieces of the ink `binary` (bool (H, W): ink above the paper's noise) and the candidate digits;
+    a Line with no pieces if only specks are there. `found`: marks(binary), when the caller has it."""
+    found = found or marks(binary)
+    binary, boxes, height, slant = found.binary, found.boxes, found.height, found.slant
+    if not found.kept:
+        return Line(1.0, np.zeros(binary.shape, np.int32), [], [], found.rules)
+    labels = np.zeros(binary.shape, dtype=np.int32)
+    cuts: list[tuple[int, int]] = []  # per piece: strokes the cut on its left crossed, its mark
+    for index in found.kept:
         rows, cols = boxes[index]
-        mark = marks[rows, cols] == index + 1
+        mark = found.labels[rows, cols] == index + 1
         for part, crossed in cutting.cut(mark, height, slant):
-            found.append((crossed, index))
-            labels[rows, cols][part] = len(found)
+            cuts.append((crossed, index))
+            labels[rows, cols][part] = len(cuts)
     # the soft edges of the ink go with the nearest piece
     distance, (near_y, near_x) = ndimage.distance_transform_edt(labels == 0, return_indices=True)
     labels = np.where(distance <= SOFT_EDGE, labels[near_y, near_x], 0).astype(np.int32)
     made = []
-    for (crossed, mark), (rows, cols) in zip(found, ndimage.find_objects(labels, max_label=len(found))):
+    for (crossed, mark), (rows, cols) in zip(cuts, ndimage.find_objects(labels, max_label=len(cuts))):
         ink = labels[rows, cols] == len(made) + 1
         ys, xs = np.nonzero(ink)
         upright = xs + cols.start + slant * (ys + rows.start)  # a stroke leaning by `slant` is one column
@@ -127,7 +153,7 @@ def pieces(binary: np.ndarray) -> Line:
     order = sorted(range(len(made)), key=lambda k: made[k].box[0] + made[k].box[2])
     remap = np.zeros(len(made) + 1, dtype=np.int32)
     remap[[k + 1 for k in order]] = np.arange(1, len(made) + 1)
-    line = Line(height, remap[labels], [made[k] for k in order], [], rules, slant)
+    line = Line(height, remap[labels], [made[k] for k in order], [], found.rules, slant)
     line.spans = _spans(line)
     return line
 
@@ -135,10 +161,12 @@ def pieces(binary: np.ndarray) -> Line:
 def _line_height(marks: np.ndarray, boxes: list, slant: float, kept: list[int]) -> float:
     """H: the median height of the line's digits, each the `kept` marks whose ink overlaps upright (a digit whose
     strokes broke apart counts once, at its full height), of those at least cutting.TALL of the tallest."""
-    rows, cols = np.indices(marks.shape)
-    upright = cols + slant * rows
-    low = np.array(ndimage.minimum(upright, marks, np.array(kept) + 1), ndmin=1)
-    high = np.array(ndimage.maximum(upright, marks, np.array(kept) + 1), ndmin=1)
+    low, high = np.empty(len(kept)), np.empty(len(kept))
+    for j, k in enumerate(kept):  # each mark within its own box: not a pass over the whole plane per mark
+        rows, cols = boxes[k]
+        ys, xs = np.nonzero(marks[rows, cols] == k + 1)
+        upright = (xs + cols.start) + slant * (ys + rows.start)
+        low[j], high[j] = upright.min(), upright.max()
     spans = []  # per group: [left, right, top, bottom]
     for j in np.argsort(low, kind="stable"):
         k = kept[j]
