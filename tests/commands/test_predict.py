@@ -54,3 +54,9 @@ def test_predict_damaged_labels_file(capsys, trained_run, make_dataset):
     folder = make_dataset(gz=False, n_train=40, n_test=20)
     idx.write(folder / NAMES["test_labels"], np.zeros(19, dtype=np.uint8))
     assert_user_error(capsys, ["predict", trained_run, "--data-dir", folder], "19 labels", code=2)
+
+
+def test_a_negative_number_of_workers_is_refused(capsys, tmp_path):
+    picture = tmp_path / "seven.png"
+    picture.write_bytes(b"not read: the option is refused first")
+    assert_user_error(capsys, ["predict", picture, "--workers", "-1"], "--workers must be 0 or more")

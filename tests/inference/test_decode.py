@@ -13,7 +13,14 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from digitlab.inference.decode import ImageError, ImageTooLarge, UnreadableFormat, decode, load_file
+from digitlab.inference.decode import (
+    DRAFT_SIDE,
+    ImageError,
+    ImageTooLarge,
+    UnreadableFormat,
+    decode,
+    load_file,
+)
 from digitlab.inference.mnist_like import to_mnist
 from drawings import FOUR, drawing, encode
 
@@ -32,6 +39,28 @@ def test_a_photo_is_turned_upright_by_its_exif_orientation():
     stored = upright.transpose(Image.Transpose.ROTATE_90)
     decoded = decode(encode(stored, "JPEG", exif=exif, quality=95), "photo.jpg")
     assert decoded.size == upright.size
+
+
+def test_a_large_jpeg_is_drafted_for_predict_and_keeps_its_digit():
+    photo = drawing(size=(4000, 3000), box=(0.3, 0.2, 0.6, 0.8))
+    data = encode(photo, "JPEG", quality=90)
+    assert decode(data, "photo.jpg").size == (4000, 3000)  # whole unless asked
+    drafted = decode(data, "photo.jpg", draft=True)
+    assert drafted.size == (4000 // 4, 3000 // 4)  # the smallest of 1/2, 1/4, 1/8 keeping DRAFT_SIDE
+    assert max(drafted.size) >= DRAFT_SIDE
+    seen, whole = to_mnist(drafted, "photo.jpg").astype(int), to_mnist(decode(data, "photo.jpg"), "photo.jpg")
+    assert np.abs(seen - whole).max() <= 16 and np.abs(seen - whole).mean() < 1  # the digit the model sees alike
+    smaller = encode(drawing(size=(1900, 1200)), "JPEG")
+    assert decode(smaller, "scan.jpg", draft=True).size == (1900, 1200)  # half would be under DRAFT_SIDE
+    png = encode(drawing(size=(4000, 3000)))
+    assert decode(png, "big.png", draft=True).size == (4000, 3000)  # only a JPEG's decoder can draft
+
+
+def test_a_drafted_photo_is_turned_upright_too():
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored = drawing(size=(2000, 3000)).transpose(Image.Transpose.ROTATE_90)
+    assert decode(encode(stored, "JPEG", exif=exif), "photo.jpg", draft=True).size == (1000, 1500)
 
 
 def png_header_patched(width: int, height: int) -> bytes:

@@ -170,3 +170,17 @@ def test_predict_with_an_onnx_model(capsys, trained_run, folder, tmp_path):
     onnx_answer, torch_answer = document["predictions"][0], json.loads(torch_out)["predictions"][0]
     assert onnx_answer["digit"] == torch_answer["digit"]
     assert onnx_answer["probability"] == pytest.approx(torch_answer["probability"], abs=1e-4)
+
+
+def test_worker_processes_give_the_same_answers_in_order(classifier, folder, tmp_path, monkeypatch):
+    paths = [folder / "seven.png", folder / "notes.png", folder / "one.png", tmp_path / "missing.png", "-"]
+    paths += [folder / "one.png", folder / "seven.png"]
+    monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=io.BytesIO(drawn(SEVEN))))
+    alone = predict_files(classifier, paths, show_dir=tmp_path / "alone")
+    monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=io.BytesIO(drawn(SEVEN))))
+    pooled = predict_files(classifier, paths, show_dir=tmp_path / "pooled", workers=2)
+    assert [result.get("digit") for result in pooled] == [7, None, 1, None, 7, 1, 7]
+    strip = [{key: value for key, value in result.items() if key != "preprocessed"} for result in alone]
+    assert [{key: value for key, value in result.items() if key != "preprocessed"} for result in pooled] == strip
+    for one, other in zip(sorted((tmp_path / "alone").iterdir()), sorted((tmp_path / "pooled").iterdir())):
+        assert one.name == other.name and one.read_bytes() == other.read_bytes()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from digitlab.commands.options import DATA_DIR, WEIGHTS, print_answers, split_model
 from digitlab.errors import ConfigError
+from digitlab.inference.workers import MIN_FILES_PER_WORKER, worker_count
 
 HELP = "recognise the digits in your own image files (made MNIST-like first), or classify test digits"
 DESCRIPTION = (
@@ -38,6 +39,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--device", default="cpu", help="device a run's model runs on (default cpu)")
     parser.add_argument(
+        "--workers",
+        type=int,
+        help="processes that decode and prepare the images while the model runs (default: one per core when "
+        f"there are at least {MIN_FILES_PER_WORKER} images per worker; 0: all in this process)",
+    )
+    parser.add_argument(
         "--test-samples", type=int, help="without images: how many MNIST test digits to classify (default 5)"
     )
     parser.set_defaults(run=run)
@@ -67,8 +74,12 @@ def run(args: argparse.Namespace) -> int:
             f"{only} is neither a run directory (no config.json) nor a folder of image files; pass a run directory "
             f"printed by 'digitlab train', or images"
         )
+    if args.workers is not None and args.workers < 0:
+        raise ConfigError(f"--workers must be 0 or more, got {args.workers}")
+    files = find_images(images)
+    workers = worker_count(len(files)) if args.workers is None else args.workers
     classifier = open_classifier(model, device=args.device, weights=args.weights)
-    results = predict_files(classifier, find_images(images), args.show_preprocessed)
+    results = predict_files(classifier, files, args.show_preprocessed, workers)
     return print_answers(results, "predictions", classifier.source, args.json, console.format_predictions)
 
 

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from digitlab.console import class_name
 from digitlab.errors import ConfigError, RunError
 from digitlab.inference.classifier import Classifier
 from digitlab.inference.mnist_like import IMAGE_SHAPE
@@ -35,6 +34,8 @@ def describe(probabilities: np.ndarray, class_names: list[str] | None) -> list[d
 def answer(probabilities: np.ndarray, class_names: list[str] | None) -> dict:
     """One image's class probabilities as {"digit": class index, "label": its name, "probability", "top3": the
     TOP most probable classes as [{"digit", "label", "probability"}], most probable first}."""
+    from digitlab.console import class_name  # here: console loads PyTorch, which predict's workers need not
+
     order = np.argsort(-probabilities, kind="stable")[:TOP]  # stable: ties go to the lower class index
     top = [
         {"digit": int(c), "label": class_name(int(c), class_names), "probability": float(probabilities[c])}

@@ -1,8 +1,9 @@
 """A person's image file read as a picture: its bytes decoded by Pillow, or refused with one line.
 
 Holds the limits (MAX_PIXELS, MAX_FILE_BYTES, MIN_SIDE), the suffixes a folder's image files have (SUFFIXES),
-the errors (ImageError, ImageTooLarge, UnreadableFormat), reading a file or standard input (load_file) and
-decoding bytes (decode). Making the decoded picture look like an MNIST digit is inference.mnist_like's job.
+the errors (ImageError, ImageTooLarge, UnreadableFormat), reading a file or standard input (load_file,
+read_stdin) and decoding bytes (decode; with draft=True a large JPEG is decoded at a reduced scale, DRAFT_SIDE).
+Making the decoded picture look like an MNIST digit is inference.mnist_like's job.
 
 decode() refuses what cannot be a picture of a digit with one line naming the file (ImageError and its
 subclasses carry the HTTP status a server answers with): an empty file, one that is no image, a truncated
@@ -25,6 +26,10 @@ from digitlab.errors import DigitlabError, first_line
 MAX_PIXELS = 50_000_000
 MAX_FILE_BYTES = 100_000_000  # an image file larger than this is not read at all
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")  # a folder's files taken as images
+# predict's JPEGs are decoded at a reduced scale (decode(draft=True)) with their longer side kept at least this:
+# a 12 MP photo (4000x3000) at 1/4, 1000x750, in which a digit of a fifth of the height is still 150 px tall,
+# near mnist_like's 160-px working size.
+DRAFT_SIDE = 1000
 MIN_SIDE = 8  # pixels: anything smaller cannot show a digit's shape
 # Formats Pillow cannot read, by their first bytes, so that the message says what the file is.
 KNOWN_UNREADABLE = [
@@ -51,14 +56,11 @@ class UnreadableFormat(ImageError):
     http_status = 415
 
 
-def load_file(path: str | Path) -> Image.Image:
+def load_file(path: str | Path, draft: bool = False) -> Image.Image:
     """decode() of a file's bytes, or of standard input's for "-"; ImageError, one line, if it cannot be read."""
     name = str(path)
     if name == "-":
-        data = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
-        if len(data) > MAX_FILE_BYTES:
-            raise ImageTooLarge(f"-: standard input holds over {MAX_FILE_BYTES:,} bytes, the limit for an image")
-        return decode(data, name)
+        return decode(read_stdin(), name, draft)
     path = Path(path)
     if not path.exists():
         raise ImageError(f"{name}: no such file; pass an image file, a folder of them or a pattern such as '*.png'")
@@ -71,12 +73,21 @@ def load_file(path: str | Path) -> Image.Image:
         data = path.read_bytes()
     except OSError as error:
         raise ImageError(f"{name}: cannot be read ({error.strerror or error}); check its permissions") from None
-    return decode(data, name)
+    return decode(data, name, draft)
 
 
-def decode(data: bytes, name: str) -> Image.Image:
+def read_stdin() -> bytes:
+    """Standard input's bytes, for an image named "-"; ImageTooLarge past MAX_FILE_BYTES."""
+    data = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise ImageTooLarge(f"-: standard input holds over {MAX_FILE_BYTES:,} bytes, the limit for an image")
+    return data
+
+
+def decode(data: bytes, name: str, draft: bool = False) -> Image.Image:
     """The picture in `data` (a file's bytes), loaded: the first frame of an animation, turned upright as its
-    EXIF orientation says. Refuses, with one line naming `name`, what cannot be a picture of a digit."""
+    EXIF orientation says. Refuses, with one line naming `name`, what cannot be a picture of a digit. With
+    `draft`, a JPEG at least twice DRAFT_SIDE on its longer side is decoded at 1/2, 1/4 or 1/8 scale."""
     if not data:
         raise ImageError(f"{name}: the file is empty; pass an image file (PNG, JPEG, ...)")
     try:
@@ -98,9 +109,11 @@ def decode(data: bytes, name: str) -> Image.Image:
             f"{name}: the image is only {width}x{height} pixels, too small to hold a digit; pass one of at least "
             f"{MIN_SIDE}x{MIN_SIDE}"
         )
+    if draft and image.format == "JPEG":
+        _draft(image)
     try:
         image.load()  # the first frame of a GIF, an animated PNG or WebP, a multi-page TIFF
-        image = ImageOps.exif_transpose(image) or image
+        ImageOps.exif_transpose(image, in_place=True)  # in place: no copy of a picture already upright
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise ImageTooLarge(f"{name}: {first_line(error)}; pass an image under {MAX_PIXELS:,} pixels") from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, MemoryError) as error:
@@ -115,6 +128,16 @@ def decode(data: bytes, name: str) -> Image.Image:
             f"{name}: the {image.format} image is damaged ({reason}); save it again as PNG or JPEG"
         ) from None
     return image
+
+
+def _draft(image: Image.Image) -> None:
+    """Decode the JPEG `image` at 1/2, 1/4 or 1/8 of its size, the smallest that keeps its longer side at least
+    DRAFT_SIDE: the decoder then computes fewer DCT coefficients per block, several times faster than decoding
+    it whole and reducing it after."""
+    width, height = image.size
+    scale = next((k for k in (8, 4, 2) if max(width, height) // k >= DRAFT_SIDE), 1)
+    if scale > 1:
+        image.draft(None, (width // scale, height // scale))
 
 
 def _unidentified(data: bytes, name: str) -> ImageError:

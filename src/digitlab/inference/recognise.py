@@ -12,9 +12,10 @@ never a digit cut in two.
 
 Holds the answers for images (recognise), the image files command-line arguments name (find_images), one
 file's image as the model sees it (prepare), a batch of decoded pictures' answers (recognise_images, for the web
-API) and the whole of `digitlab predict MODEL FILE ...`'s work (predict_files). One answer and its verdict
-(answer, describe, judge), and what predict and read share (check_shape, show_folder, show, Source), are in
-inference.answers, below both.
+API), one file's part of predict as a worker process does it (prepared: JPEGs decoded drafted) and the whole of
+`digitlab predict MODEL FILE ...`'s work (predict_files, its files prepared by inference.workers' processes).
+One answer and its verdict (answer, describe, judge), and what predict and read share (check_shape, show_folder,
+show, Source), are in inference.answers, below both.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from PIL import Image
 from digitlab.inference import read
 from digitlab.inference.answers import Source, answer, check_shape, describe, judge, show, show_folder
 from digitlab.inference.classifier import BATCH, Classifier
-from digitlab.inference.decode import SUFFIXES, ImageError, decode, load_file
+from digitlab.inference.decode import SUFFIXES, ImageError, decode, load_file, read_stdin
 from digitlab.inference.mnist_like import ink_to_mnist, kept_ink, raw_ink, to_mnist
+from digitlab.inference.workers import in_order
 
 
 def recognise(classifier: Classifier, images: np.ndarray) -> list[dict]:
@@ -75,7 +77,7 @@ def _seen(picture: Image.Image, name: str):
     ink = raw_ink(picture, name)
     image = ink_to_mnist(kept_ink(*ink, name))
     try:
-        return image, read.page(picture, name, ink)
+        return image, read.several_marks(picture, name, ink)
     except ImageError:
         return image, None
 
@@ -106,13 +108,33 @@ def recognise_images(classifier: Classifier, pictures: list[tuple[str, Image.Ima
     return _answers(classifier, [_seen(picture, name) for name, picture in pictures])
 
 
-def predict_files(classifier: Classifier, sources: Iterable[Source], show_dir: str | Path | None = None) -> list[dict]:
+def prepared(source: Source) -> tuple[str, np.ndarray, read.Page | None] | str:
+    """One file's part of predict, for a worker process: (its name, the 28x28 image predict classifies, its
+    line of several marks settled or None), or the one-line error that makes it unusable. A JPEG is decoded
+    drafted (decode.DRAFT_SIDE)."""
+    name = source[0] if isinstance(source, tuple) else str(source)
+    if isinstance(source, tuple) and isinstance(source[1], str):  # standard input that could not be read
+        return source[1]
+    try:
+        picture = decode(source[1], name, draft=True) if isinstance(source, tuple) else load_file(source, draft=True)
+        image, found = _seen(picture, name)
+    except ImageError as error:
+        return str(error)
+    return name, image, None if found is None else found.settled()
+
+
+def predict_files(
+    classifier: Classifier, sources: Iterable[Source], show_dir: str | Path | None = None, workers: int = 0
+) -> list[dict]:
     """Classify each file: per source, in order, {"file": its name} with recognise()'s and judge()'s fields, or
     with "error": one line naming the file and what was wrong. With `show_dir`, each 28x28 image the model saw is
     written there as a PNG (its path under "preprocessed"), numbered in order so that files of the same name stay
-    apart."""
+    apart. With `workers`, the files are prepared by that many processes (workers.worker_count: one per core
+    for enough files) while this one runs the model on each BATCH of them; a script that asks for them must
+    start from an `if __name__ == "__main__":` block, as multiprocessing's are."""
     check_shape(classifier)
     folder = show_folder(show_dir)
+    sources = [_stdin_read(source) for source in sources]  # a worker has no standard input of its own
     results: list[dict] = []
     chunk: list[tuple[int, tuple]] = []  # (index into results, _seen()'s pair) waiting to be classified
 
@@ -121,20 +143,27 @@ def predict_files(classifier: Classifier, sources: Iterable[Source], show_dir: s
             results[index] |= {key: value for key, value in found.items() if key not in ("image", "probabilities")}
         chunk.clear()
 
-    for number, source in enumerate(sources):
-        name = source[0] if isinstance(source, tuple) else str(source)
-        try:
-            picture = decode(source[1], name) if isinstance(source, tuple) else load_file(source)
-            pair = _seen(picture, name)
-        except ImageError as error:
-            results.append({"file": name, "error": str(error)})
+    for number, (source, done) in enumerate(zip(sources, in_order(prepared, sources, workers))):
+        if isinstance(done, str):
+            results.append({"file": source[0] if isinstance(source, tuple) else str(source), "error": done})
             continue
+        name, image, found = done
         results.append({"file": name})
         if folder is not None:
-            results[-1]["preprocessed"] = str(show(folder, number, name, pair[0]))
-        chunk.append((len(results) - 1, pair))
+            results[-1]["preprocessed"] = str(show(folder, number, name, image))
+        chunk.append((len(results) - 1, (image, found)))
         if len(chunk) == BATCH:
             classify()
     if chunk:
         classify()
     return results
+
+
+def _stdin_read(source: Source) -> Source | tuple[str, bytes | str]:
+    """A source as a worker can read it: "-" becomes ("-", standard input's bytes), or ("-", the error)."""
+    if isinstance(source, tuple) or str(source) != "-":
+        return source
+    try:
+        return "-", read_stdin()
+    except ImageError as error:
+        return "-", str(error)
