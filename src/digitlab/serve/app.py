@@ -141,8 +141,9 @@ def _class_labels(classifier) -> list[str]:
 
 
 def _predict(classifier, uploads: list[tuple[str, bytes]]) -> list[dict]:
-    """Decode, prepare and classify the uploads as one batch (runs in the threadpool)."""
-    pictures = [(name, decode(data, name)) for name, data in uploads]
+    """Decode (a large JPEG drafted, as predict does), prepare and classify the uploads as one batch (runs in the
+    threadpool)."""
+    pictures = [(name, decode(data, name, draft=True)) for name, data in uploads]
     answers = recognise_images(classifier, pictures)
     return [{"name": name} | _shown(answer) for (name, _), answer in zip(pictures, answers)]
 
