@@ -1,7 +1,7 @@
 #!/usr/bin/env python
-"""How fast `digitlab serve` answers: latency and throughput of POST /predict from 1, 2 and 4 clients at once.
+"""How fast `digitlab serve` answers: latency and throughput of POST /predict from 1, 4 and 16 clients at once.
 
-    .venv/bin/python benchmarks/serve_latency.py [MODEL] [--clients 1,2,4] [--requests 300] [--warmup 30]
+    .venv/bin/python benchmarks/serve_latency.py [MODEL] [--clients 1,4,16] [--requests 300] [--warmup 30]
                                                  [--out benchmarks/results]
 
 The server is the real one: `python -m digitlab serve [MODEL] --port 0` in a subprocess on 127.0.0.1
@@ -10,7 +10,8 @@ the same picture the page sends: a 280x280 PNG of a 7 drawn white on black. Afte
 requests, each level of concurrency sends `--requests` requests in all, split evenly among that many
 client threads, each with its own keep-alive connection (httpx) and sending its next request as soon as
 the last is answered: a bounded, closed-loop load. Per level: the median and 99th percentile of the
-request latencies (send to whole answer read) and the throughput (requests / wall seconds of the level).
+request latencies (send to whole answer read), the throughput (requests / wall seconds of the level) and the
+requests that failed (an answer other than 200, or no answer within 30 s), which are counted, not timed.
 
 Clients and server share the machine's cores: on a 2-core machine the clients' own work is part of what
 is measured. /proc/pressure/cpu is read before and after each level, as the other benchmarks do.
@@ -98,11 +99,20 @@ def post(client: httpx.Client, url: str, picture: bytes) -> float:
     return seconds
 
 
+def attempt(client: httpx.Client, url: str, picture: bytes) -> float | str:
+    """post()'s seconds, or why the request failed (one line)."""
+    try:
+        return post(client, url, picture)
+    except (httpx.HTTPError, RuntimeError) as error:
+        return f"{type(error).__name__}: {str(error)[:200]}"
+
+
 def load_level(url: str, picture: bytes, clients: int, requests: int) -> dict:
     """`requests` requests from `clients` threads at once (each its share, one after another)."""
     shares = [requests // clients + (index < requests % clients) for index in range(clients)]
     latencies: list[list[float]] = [[] for _ in range(clients)]
-    errors: list[BaseException] = []
+    failures: list[str] = []  # requests that failed, each why
+    errors: list[BaseException] = []  # the client threads' own faults, not the server's
     start = threading.Barrier(clients + 1)
 
     def client_thread(index: int) -> None:
@@ -111,7 +121,8 @@ def load_level(url: str, picture: bytes, clients: int, requests: int) -> dict:
             start.wait()
             try:
                 for _ in range(shares[index]):
-                    latencies[index].append(post(client, url, picture))
+                    answer = attempt(client, url, picture)
+                    (failures if isinstance(answer, str) else latencies[index]).append(answer)
             except BaseException as error:  # noqa: BLE001 - reported below, after the other threads finish
                 errors.append(error)
 
@@ -127,9 +138,13 @@ def load_level(url: str, picture: bytes, clients: int, requests: int) -> dict:
     if errors:
         raise errors[0]
     seconds = np.array([value for share in latencies for value in share])
+    if not len(seconds):
+        raise RuntimeError(f"every request failed at {clients} clients: {failures[0]}")
     return {
         "clients": clients,
-        "requests": len(seconds),
+        "requests": len(seconds) + len(failures),
+        "failed": len(failures),
+        "failures": failures[:10],
         "p50_ms": float(np.percentile(seconds, 50) * 1000),
         "p99_ms": float(np.percentile(seconds, 99) * 1000),
         "mean_ms": float(seconds.mean() * 1000),
@@ -145,6 +160,7 @@ def load_level(url: str, picture: bytes, clients: int, requests: int) -> dict:
 COLUMNS = [
     Column("clients", lambda row: str(row["clients"])),
     Column("requests", lambda row: str(row["requests"])),
+    Column("failed", lambda row: str(row["failed"])),
     Column("p50 ms", lambda row: f"{row['p50_ms']:.1f}"),
     Column("p99 ms", lambda row: f"{row['p99_ms']:.1f}"),
     Column("mean ms", lambda row: f"{row['mean_ms']:.1f}"),
@@ -173,8 +189,14 @@ def markdown(result: dict) -> str:
     if one:
         met = "met" if one["p50_ms"] < TARGET_P50_MS else "NOT met"
         lines.append(f"- target p50 < {TARGET_P50_MS:.0f} ms at one client: {met} ({one['p50_ms']:.1f} ms)")
+    failed = sum(row["failed"] for row in levels)
+    lines.append(
+        f"- failed requests: {'none' if not failed else failed} of {sum(row['requests'] for row in levels)}"
+        + "".join(f"; {row['clients']} clients: {', '.join(row['failures'])}" for row in levels if row["failed"])
+    )
     lines += [
-        "- latency: from sending a request to having read its whole answer, in the client; requests/s: the "
+        "- latency: from sending a request to having read its whole answer, in the client, of the requests answered "
+        "200 (a failed one is counted, not timed); requests/s: the "
         "level's requests over its wall time; CPU stall %: growth of /proc/pressure/cpu's `some` total over "
         "the level's wall time (clients and server share the cores, so some stall is the load itself)",
         *benchmark_report.pressure_lines(levels, lambda row: f"{row['clients']} clients"),
@@ -185,7 +207,7 @@ def markdown(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = common.parser(__doc__)
     parser.add_argument("model", nargs="?", help="run directory or .onnx file (default: the shipped model)")
-    parser.add_argument("--clients", default="1,2,4", help="concurrent clients per level, comma-separated")
+    parser.add_argument("--clients", default="1,4,16", help="concurrent clients per level, comma-separated")
     parser.add_argument("--requests", type=common.positive, default=300, help="timed requests per level, in all")
     parser.add_argument("--warmup", type=common.count, default=30, help="un-timed requests before the levels")
     common.add_out(parser)
@@ -210,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(row)
                 log(
                     f"{clients} clients: p50 {row['p50_ms']:.1f} ms, p99 {row['p99_ms']:.1f} ms, "
+                    f"{row['failed']} failed, "
                     f"{row['throughput_per_s']:.0f} requests/s, "
                     f"CPU stall {benchmark_report.number(row['cpu_stall_percent'], 0)} %"
                 )
